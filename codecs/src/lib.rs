@@ -1,0 +1,1 @@
+//! vladdb-codecs: the math of vladdb, with no I/O.

@@ -1,0 +1,1 @@
+//! Shared helpers for vladdb's workspace-level integration tests.

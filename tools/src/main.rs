@@ -1,0 +1,2 @@
+//! The `vladdb` command-line tool.
+fn main() {}
