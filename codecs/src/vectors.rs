@@ -1,0 +1,175 @@
+//! A borrowed, possibly strided view of a matrix of vectors, whatever their element type.
+//!
+//! Vector files put rows at a fixed stride (TEXMEX files prefix every row with its
+//! dimension; `.npy` rows are contiguous), and their elements are `f32` or `u8`. The
+//! engine memory-maps such files and hands a [`VectorsRef`] to the math here, which reads
+//! rows (converting to `f32`) without ever copying the whole matrix.
+
+use crate::error::{CodecError, Result};
+
+/// Element type of the stored vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElemType {
+    /// Little-endian IEEE-754 single precision.
+    F32,
+    /// Unsigned bytes (e.g. SIFT descriptors), converted exactly to `f32`.
+    U8,
+}
+
+impl ElemType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            ElemType::F32 => 4,
+            ElemType::U8 => 1,
+        }
+    }
+}
+
+/// `rows` vectors of `dim` elements; row `i` starts at byte `offset + i * stride`.
+#[derive(Debug, Clone, Copy)]
+pub struct VectorsRef<'a> {
+    bytes: &'a [u8],
+    rows: usize,
+    dim: usize,
+    offset: usize,
+    stride: usize,
+    elem: ElemType,
+}
+
+impl<'a> VectorsRef<'a> {
+    /// A checked view: fails if the last row would end past `bytes`.
+    pub fn new(
+        bytes: &'a [u8],
+        rows: usize,
+        dim: usize,
+        offset: usize,
+        stride: usize,
+        elem: ElemType,
+    ) -> Result<Self> {
+        let row_bytes = dim
+            .checked_mul(elem.size())
+            .ok_or_else(|| CodecError::InvalidParameter("dimension overflows".into()))?;
+        if rows > 0 {
+            if stride < row_bytes {
+                return Err(CodecError::InvalidParameter(format!(
+                    "row stride {stride} is smaller than a row ({row_bytes} bytes)"
+                )));
+            }
+            let end = (rows - 1)
+                .checked_mul(stride)
+                .and_then(|v| v.checked_add(offset))
+                .and_then(|v| v.checked_add(row_bytes))
+                .ok_or_else(|| CodecError::InvalidParameter("matrix size overflows".into()))?;
+            if end > bytes.len() {
+                return Err(CodecError::InvalidParameter(format!(
+                    "{rows} rows of {row_bytes} bytes need {end} bytes, the buffer has {}",
+                    bytes.len()
+                )));
+            }
+        }
+        Ok(VectorsRef { bytes, rows, dim, offset, stride, elem })
+    }
+
+    /// A contiguous `f32` matrix viewed through this type.
+    pub fn from_f32(data: &'a [f32], dim: usize) -> Result<Self> {
+        if dim == 0 || data.len() % dim != 0 {
+            return Err(CodecError::DimensionMismatch {
+                expected: dim,
+                got: data.len(),
+            });
+        }
+        // SAFETY: f32 has no invalid bit patterns and u8 has alignment 1, so viewing the
+        // same memory as bytes for the same lifetime is sound.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(data.as_ptr().cast::<u8>(), std::mem::size_of_val(data))
+        };
+        Self::new(bytes, data.len() / dim, dim, 0, dim * 4, ElemType::F32)
+    }
+
+    /// A contiguous `u8` matrix.
+    pub fn from_u8(data: &'a [u8], dim: usize) -> Result<Self> {
+        if dim == 0 || data.len() % dim != 0 {
+            return Err(CodecError::DimensionMismatch {
+                expected: dim,
+                got: data.len(),
+            });
+        }
+        Self::new(data, data.len() / dim, dim, 0, dim, ElemType::U8)
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    /// Elements per row.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+    /// Element type.
+    pub fn elem(&self) -> ElemType {
+        self.elem
+    }
+    /// True when there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// The raw bytes of row `i` (`dim * elem.size()` bytes). Panics if `i >= rows`.
+    pub fn row_bytes(&self, i: usize) -> &'a [u8] {
+        assert!(i < self.rows, "row {i} out of range ({} rows)", self.rows);
+        let start = self.offset + i * self.stride;
+        &self.bytes[start..start + self.dim * self.elem.size()]
+    }
+
+    /// Converts row `i` to `f32` into `out` (`out.len() == dim`).
+    pub fn row_f32_into(&self, i: usize, out: &mut [f32]) {
+        let raw = self.row_bytes(i);
+        match self.elem {
+            ElemType::U8 => {
+                for (o, &b) in out.iter_mut().zip(raw) {
+                    *o = f32::from(b);
+                }
+            }
+            ElemType::F32 => {
+                for (o, c) in out.iter_mut().zip(raw.chunks_exact(4)) {
+                    *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+            }
+        }
+    }
+
+    /// Converts rows `start..start + count` to a contiguous `f32` block in `out`
+    /// (`out.len() >= count * dim`).
+    pub fn rows_f32_into(&self, start: usize, count: usize, out: &mut [f32]) {
+        for r in 0..count {
+            self.row_f32_into(start + r, &mut out[r * self.dim..(r + 1) * self.dim]);
+        }
+    }
+
+    /// Rows `start..start + count` as a new contiguous `f32` matrix.
+    pub fn to_f32_vec(&self, start: usize, count: usize) -> Vec<f32> {
+        let mut out = vec![0.0; count * self.dim];
+        self.rows_f32_into(start, count, &mut out);
+        out
+    }
+
+    /// A sub-view of rows `start..start + count`.
+    pub fn slice(&self, start: usize, count: usize) -> Result<Self> {
+        if start.checked_add(count).is_none_or(|e| e > self.rows) {
+            return Err(CodecError::InvalidParameter(format!(
+                "rows {start}..{} out of range ({} rows)",
+                start.saturating_add(count),
+                self.rows
+            )));
+        }
+        Ok(VectorsRef {
+            bytes: self.bytes,
+            rows: count,
+            dim: self.dim,
+            offset: self.offset + start * self.stride,
+            stride: self.stride,
+            elem: self.elem,
+        })
+    }
+}
