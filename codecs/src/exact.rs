@@ -14,7 +14,10 @@ use crate::vectors::VectorsRef;
 
 fn check_matrix(data: &[f32], dim: usize) -> Result<usize> {
     if dim == 0 || data.len() % dim != 0 {
-        return Err(CodecError::DimensionMismatch { expected: dim, got: data.len() });
+        return Err(CodecError::DimensionMismatch {
+            expected: dim,
+            got: data.len(),
+        });
     }
     Ok(data.len() / dim)
 }
@@ -41,10 +44,14 @@ pub fn nearest_l2(points: &[f32], centroids: &[f32], dim: usize) -> Result<Vec<(
     check_matrix(points, dim)?;
     let nc = check_matrix(centroids, dim)?;
     if nc == 0 {
-        return Err(CodecError::InvalidParameter("nearest_l2 needs at least one centroid".into()));
+        return Err(CodecError::InvalidParameter(
+            "nearest_l2 needs at least one centroid".into(),
+        ));
     }
     if nc > u32::MAX as usize {
-        return Err(CodecError::InvalidParameter("too many centroids for u32 ids".into()));
+        return Err(CodecError::InvalidParameter(
+            "too many centroids for u32 ids".into(),
+        ));
     }
     Ok(points
         .par_chunks_exact(dim)
@@ -89,7 +96,10 @@ pub fn l2_sqr_matrix(queries: &[f32], base: &[f32], dim: usize, out: &mut [f32])
     let nq = check_matrix(queries, dim)?;
     let nb = check_matrix(base, dim)?;
     if out.len() != nq * nb {
-        return Err(CodecError::DimensionMismatch { expected: nq * nb, got: out.len() });
+        return Err(CodecError::DimensionMismatch {
+            expected: nq * nb,
+            got: out.len(),
+        });
     }
     if nb == 0 {
         return Ok(());
