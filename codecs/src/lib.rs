@@ -10,6 +10,7 @@ pub mod distance;
 pub mod error;
 pub mod exact;
 pub mod kmeans;
+pub mod pq;
 pub mod topk;
 pub mod vectors;
 
