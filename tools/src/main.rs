@@ -1,2 +1,94 @@
-//! The `vladdb` command-line tool.
-fn main() {}
+//! The `vladdb` command-line tool: database commands, the benchmark harness and the demo.
+//!
+//! Every error is printed as one line on stderr and the process exits with status 1.
+
+mod bench;
+mod demo;
+mod metrics;
+mod progress;
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// An error for the CLI: one human-readable line.
+pub type CliResult<T> = Result<T, String>;
+
+#[derive(Parser)]
+#[command(
+    name = "vladdb",
+    version,
+    about = "vladdb: an embedded vector database engine for image retrieval",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure recall and speed of index specs against exact search on a TEXMEX/npy set.
+    Bench(bench::BenchArgs),
+    /// The one-command tour: build and search an index on the bundled sample.
+    Demo(demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors: print them as clap formats them.
+            if !e.use_stderr() {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // A usage error: one line, like every other error.
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            let first = first.trim_start_matches("error: ");
+            eprintln!("vladdb: error: {} (see --help)", one_line(first));
+            return ExitCode::from(1);
+        }
+    };
+    let result = match cli.command {
+        Command::Bench(args) => bench::run(&args),
+        Command::Demo(args) => demo::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("vladdb: error: {}", one_line(&message));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Folds a message onto one line (errors may carry newlines from lower layers).
+fn one_line(message: &str) -> String {
+    message.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Turns any displayable error into the CLI's one-line error.
+pub fn err<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+/// The bundled sample directory (`data/sample` in the source tree).
+pub fn default_sample_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("data")
+        .join("sample")
+}
+
+/// Runs `f` on a rayon pool of `threads` threads (0 = all cores).
+pub fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> CliResult<T> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| format!("cannot start {threads} threads: {e}"))?;
+    Ok(pool.install(f))
+}

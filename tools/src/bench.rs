@@ -1,0 +1,192 @@
+//! `vladdb bench`: the harness that measures every index spec against exact search.
+//!
+//! Recall is computed against the ground truth file (`--gt`) or, without one, against the
+//! exact top-k computed here (timed and reported). QPS is the best of `--runs` timed passes
+//! over the first `--queries` queries, all in one batch on `--threads` threads.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use vladdb::codecs::exact;
+use vladdb::vecfile::{VectorFile, read_ivecs};
+
+use crate::metrics::recalls;
+use crate::report::{BenchRow, print_rows};
+use crate::{CliResult, err, with_threads};
+
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Database vectors (.fvecs, .bvecs or .npy).
+    #[arg(long)]
+    pub base: PathBuf,
+    /// Query vectors (same dimension as --base).
+    #[arg(long)]
+    pub query: PathBuf,
+    /// Training vectors (default: train on --base).
+    #[arg(long)]
+    pub learn: Option<PathBuf>,
+    /// Exact nearest neighbours (.ivecs, nearest first); computed here if missing.
+    #[arg(long)]
+    pub gt: Option<PathBuf>,
+    /// Use only the first N queries.
+    #[arg(long)]
+    pub queries: Option<usize>,
+    /// Index spec, e.g. `Flat` or `IVF4096,PQ16`; repeat the flag (or separate with `;`) for several.
+    #[arg(long, required = true)]
+    pub spec: Vec<String>,
+    /// Lists probed per query for IVF specs, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    pub nprobe: Vec<usize>,
+    /// Neighbours returned per query.
+    #[arg(short = 'k', long = "k", default_value_t = 100)]
+    pub k: usize,
+    /// Search threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Re-rank factor for specs that store vectors (`,RFlat`): re-score k × F candidates.
+    #[arg(long, default_value_t = 0)]
+    pub rerank: usize,
+    /// Timed passes per operating point; the best is reported (default: 1 for Flat, 3 otherwise).
+    #[arg(long)]
+    pub runs: Option<usize>,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The truth the harness scores against: per query, ids nearest first.
+pub type Truth = Vec<Vec<u64>>;
+
+pub fn run(args: &BenchArgs) -> CliResult<()> {
+    if args.k == 0 {
+        return Err("-k must be at least 1".into());
+    }
+    let base = VectorFile::open(&args.base).map_err(err)?;
+    let query = VectorFile::open(&args.query).map_err(err)?;
+    if base.dim() != query.dim() {
+        return Err(format!(
+            "{} has dimension {} but {} has dimension {}",
+            args.query.display(),
+            query.dim(),
+            args.base.display(),
+            base.dim()
+        ));
+    }
+    let nq = args.queries.unwrap_or(query.rows()).min(query.rows());
+    if nq == 0 {
+        return Err(format!("{} holds no queries", args.query.display()));
+    }
+    let queries = query.vectors().to_f32_vec(0, nq);
+    let threads = if args.threads == 0 {
+        rayon::current_num_threads()
+    } else {
+        args.threads
+    };
+
+    let truth = match &args.gt {
+        Some(path) => load_truth(path, nq)?,
+        None => {
+            let start = Instant::now();
+            let exact = with_threads(threads, || exact::knn_l2(&queries, &base.vectors(), 100))?
+                .map_err(err)?;
+            eprintln!(
+                "vladdb: no --gt given: computed the exact top-100 of {nq} queries in {:.2} s",
+                start.elapsed().as_secs_f64()
+            );
+            exact
+                .into_iter()
+                .map(|list| list.into_iter().map(|n| n.id).collect())
+                .collect()
+        }
+    };
+
+    let specs: Vec<String> = args
+        .spec
+        .iter()
+        .flat_map(|s| s.split(';'))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut rows = Vec::new();
+    for spec in &specs {
+        let spec_rows = if spec.eq_ignore_ascii_case("flat") {
+            bench_flat(args, &base, &queries, &truth, threads)?
+        } else {
+            return Err(format!("spec {spec:?} is not supported yet"));
+        };
+        if args.json {
+            print_rows(&spec_rows, true);
+        }
+        rows.extend(spec_rows);
+    }
+    if !args.json {
+        print_rows(&rows, false);
+    }
+    Ok(())
+}
+
+/// Exact search straight over the (memory-mapped) base file.
+fn bench_flat(
+    args: &BenchArgs,
+    base: &VectorFile,
+    queries: &[f32],
+    truth: &Truth,
+    threads: usize,
+) -> CliResult<Vec<BenchRow>> {
+    let runs = args.runs.unwrap_or(1).max(1);
+    let vectors = base.vectors();
+    let mut best = f64::INFINITY;
+    let mut results = Vec::new();
+    for _ in 0..runs {
+        let start = Instant::now();
+        results = with_threads(threads, || exact::knn_l2(queries, &vectors, args.k))?.map_err(err)?;
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    let ids: Vec<Vec<u64>> = results
+        .into_iter()
+        .map(|list| list.into_iter().map(|n| n.id).collect())
+        .collect();
+    let nq = ids.len();
+    let r = recalls(&ids, truth, args.k);
+    Ok(vec![BenchRow {
+        spec: "Flat".into(),
+        nprobe: None,
+        k: args.k,
+        queries: nq,
+        threads,
+        recall_1_at_1: r.r1_at_1,
+        recall_1_at_10: r.r1_at_10,
+        recall_1_at_100: r.r1_at_100,
+        recall_10_at_10: r.r10_at_10,
+        qps: nq as f64 / best,
+        train_s: 0.0,
+        add_s: 0.0,
+        bytes: (base.rows() * base.dim() * base.elem().size()) as u64,
+        rerank: 0,
+        vectors: base.rows(),
+    }])
+}
+
+/// Reads the first `nq` rows of an `.ivecs` ground-truth file.
+fn load_truth(path: &PathBuf, nq: usize) -> CliResult<Truth> {
+    let gt = read_ivecs(path).map_err(err)?;
+    if gt.rows < nq {
+        return Err(format!(
+            "{} has {} rows of ground truth, fewer than the {nq} queries",
+            path.display(),
+            gt.rows
+        ));
+    }
+    Ok(gt
+        .data
+        .chunks_exact(gt.dim.max(1))
+        .take(nq)
+        .map(|row| {
+            row.iter()
+                .filter(|&&id| id >= 0)
+                .map(|&id| id as u64)
+                .collect()
+        })
+        .collect())
+}

@@ -1,0 +1,46 @@
+//! `vladdb demo`: the one-command tour on the bundled sample (`data/sample`).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::bench::{self, BenchArgs};
+use crate::{CliResult, default_sample_dir};
+
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Directory with base.bvecs, learn.bvecs, query.bvecs and groundtruth.ivecs
+    /// (default: the sample bundled in the source tree).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Search threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+pub fn run(args: &DemoArgs) -> CliResult<()> {
+    let dir = args.data.clone().unwrap_or_else(default_sample_dir);
+    let file = |name: &str| dir.join(name);
+    if !file("base.bvecs").exists() {
+        return Err(format!(
+            "{}: no base.bvecs here; pass --data DIR with the sample files",
+            dir.display()
+        ));
+    }
+    println!("vladdb demo on {}", dir.display());
+    println!("exact search (the yardstick):");
+    bench::run(&BenchArgs {
+        base: file("base.bvecs"),
+        query: file("query.bvecs"),
+        learn: Some(file("learn.bvecs")),
+        gt: Some(file("groundtruth.ivecs")),
+        queries: None,
+        spec: vec!["Flat".into()],
+        nprobe: vec![1],
+        k: 100,
+        threads: args.threads,
+        rerank: 0,
+        runs: Some(3),
+        json: false,
+    })
+}

@@ -1,0 +1,38 @@
+//! Progress bars for long operations: drawn on a terminal, silent when stderr is piped.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// A bar of `len` steps labelled `what`; hidden unless stderr is a terminal.
+pub fn bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(Some(len), draw_target());
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({elapsed}, eta {eta})")
+    {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_message(what.to_string());
+    pb
+}
+
+/// A spinner for work of unknown length; hidden unless stderr is a terminal.
+pub fn spinner(what: &str) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(None, draw_target());
+    pb.set_message(what.to_string());
+    pb.enable_steady_tick(std::time::Duration::from_millis(120));
+    pb
+}
+
+fn draw_target() -> ProgressDrawTarget {
+    if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    }
+}
+
+/// True when progress and chatter should go to stderr (a human is watching).
+pub fn interactive() -> bool {
+    std::io::stderr().is_terminal()
+}

@@ -1,0 +1,99 @@
+//! End-to-end tests of the `vladdb` binary on the bundled sample: exit codes, one-line
+//! errors, the JSON contract of `vladdb bench`.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn vladdb(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vladdb"))
+        .args(args)
+        .output()
+        .expect("the vladdb binary runs")
+}
+
+fn sample(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../data/sample")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn stderr_line(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).trim_end().to_string()
+}
+
+#[test]
+fn help_lists_subcommands_and_every_subcommand_has_help() {
+    let out = vladdb(&["--help"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for sub in ["bench", "demo"] {
+        assert!(text.contains(sub), "--help lacks {sub}: {text}");
+        let sub_help = vladdb(&[sub, "--help"]);
+        assert!(sub_help.status.success(), "{sub} --help failed");
+    }
+}
+
+#[test]
+fn flat_bench_on_sample_has_perfect_recall_and_the_json_keys() {
+    let out = vladdb(&[
+        "bench", "--base", &sample("base.bvecs"), "--query", &sample("query.bvecs"),
+        "--gt", &sample("groundtruth.ivecs"), "--spec", "Flat", "--queries", "50",
+        "--threads", "1", "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr_line(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().next().expect("one JSON line");
+    let row: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
+    for key in [
+        "spec", "nprobe", "k", "queries", "threads", "recall_1_at_1", "recall_1_at_10",
+        "recall_1_at_100", "recall_10_at_10", "qps", "train_s", "add_s", "bytes",
+    ] {
+        assert!(row.get(key).is_some(), "missing key {key} in {line}");
+    }
+    assert_eq!(row["queries"], 50);
+    assert_eq!(row["recall_1_at_1"], 1.0);
+    assert_eq!(row["recall_10_at_10"], 1.0);
+}
+
+#[test]
+fn bench_without_gt_computes_it() {
+    let out = vladdb(&[
+        "bench", "--base", &sample("base.bvecs"), "--query", &sample("query.bvecs"),
+        "--spec", "Flat", "--queries", "20", "-k", "10", "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr_line(&out));
+    assert!(stderr_line(&out).contains("exact top-100"));
+    let row: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or(""))
+            .expect("valid JSON");
+    assert_eq!(row["recall_1_at_10"], 1.0);
+    assert!(row["recall_1_at_100"].is_null(), "k = 10 cannot give recall@100");
+}
+
+#[test]
+fn truncated_vector_file_is_a_one_line_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bytes = std::fs::read(sample("base.bvecs")).expect("sample");
+    let cut = dir.path().join("cut.bvecs");
+    std::fs::write(&cut, &bytes[..bytes.len() - 3]).expect("write");
+    let out = vladdb(&[
+        "bench", "--base", cut.to_str().unwrap_or_default(), "--query", &sample("query.bvecs"),
+        "--spec", "Flat",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_line(&out);
+    assert_eq!(err.lines().count(), 1, "not one line: {err}");
+    assert!(err.contains("cut.bvecs"), "does not name the file: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn missing_file_and_bad_arguments_exit_1() {
+    let out = vladdb(&["bench", "--base", "/nonexistent.fvecs", "--query", "/x.fvecs", "--spec", "Flat"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr_line(&out).lines().count(), 1);
+    let out = vladdb(&["bench", "--nope"]);
+    assert_eq!(out.status.code(), Some(1));
+}
