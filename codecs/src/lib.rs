@@ -6,11 +6,13 @@
 //! (later) the local-descriptor encoders (VLAD, Fisher, BoF). The `vladdb` engine crate
 //! adds storage on top and re-exports what users need.
 
+pub mod adc;
 pub mod distance;
 pub mod error;
 pub mod exact;
 pub mod kmeans;
 pub mod pq;
+pub mod spec;
 pub mod topk;
 pub mod vectors;
 

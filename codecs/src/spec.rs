@@ -1,0 +1,243 @@
+//! Index spec strings (FAISS `index_factory`-compatible where they overlap): a comma-
+//! separated pipeline such as `PCAR64,IVF4096,PQ16,RFlat`. The grammar is documented in
+//! `docs/specs.md`; this module parses it into an [`IndexSpec`] with one-line errors that
+//! name the offending token.
+
+use std::fmt;
+
+use crate::error::{CodecError, Result};
+
+/// An optional PCA stage in front of the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PcaStage {
+    /// Output dimension.
+    pub d_out: usize,
+    /// Whitening (`PCAW`): eigen power −0.5.
+    pub whiten: bool,
+    /// Random orthogonal rotation after the projection (`PCAR`).
+    pub rotate: bool,
+}
+
+/// How vectors are stored inside the index (the last quantizer stage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuantizerSpec {
+    /// Uncompressed `f32` vectors.
+    Flat,
+    /// Product quantization with `m` sub-quantizers of `nbits` bits each.
+    Pq { m: usize, nbits: u32 },
+}
+
+/// A parsed index spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexSpec {
+    /// Optional PCA pre-transform.
+    pub pca: Option<PcaStage>,
+    /// Number of inverted lists (`IVF<nlist>`), or `None` for an exhaustive index.
+    pub ivf: Option<usize>,
+    /// The vector quantizer.
+    pub quantizer: QuantizerSpec,
+    /// Trailing `RFlat`: keep the original vectors to re-rank candidates exactly.
+    pub refine_flat: bool,
+}
+
+fn err(spec: &str, reason: impl Into<String>) -> CodecError {
+    CodecError::Spec { spec: spec.to_string(), reason: reason.into() }
+}
+
+/// Parses a positive decimal number; `what` names it in errors.
+fn number(spec: &str, token: &str, digits: &str, what: &str) -> Result<usize> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(err(spec, format!("token {token:?}: expected a number of {what}")));
+    }
+    let v: usize =
+        digits.parse().map_err(|_| err(spec, format!("token {token:?}: {what} too large")))?;
+    if v == 0 {
+        return Err(err(spec, format!("token {token:?}: {what} must be at least 1")));
+    }
+    Ok(v)
+}
+
+fn parse_pca(spec: &str, token: &str) -> Result<PcaStage> {
+    let mut rest = &token[3..];
+    let whiten = rest.starts_with('W');
+    if whiten {
+        rest = &rest[1..];
+    }
+    let rotate = rest.starts_with('R');
+    if rotate {
+        rest = &rest[1..];
+    }
+    let d_out = number(spec, token, rest, "output dimensions")?;
+    Ok(PcaStage { d_out, whiten, rotate })
+}
+
+fn parse_pq(spec: &str, token: &str) -> Result<QuantizerSpec> {
+    let body = &token[2..];
+    if body.ends_with("fs") {
+        return Err(err(
+            spec,
+            format!("token {token:?}: 4-bit fast-scan PQ is not implemented yet"),
+        ));
+    }
+    let (m_str, nbits) = match body.split_once('x') {
+        Some((m, b)) => {
+            let nbits = number(spec, token, b, "bits per sub-quantizer")?;
+            if !(1..=8).contains(&nbits) {
+                return Err(err(
+                    spec,
+                    format!("token {token:?}: nbits = {nbits} is out of range (1..=8)"),
+                ));
+            }
+            (m, nbits as u32)
+        }
+        None => (body, 8),
+    };
+    let m = number(spec, token, m_str, "sub-quantizers")?;
+    Ok(QuantizerSpec::Pq { m, nbits })
+}
+
+impl IndexSpec {
+    /// Parses a spec string; whitespace around tokens is ignored.
+    ///
+    /// Grammar: `[PCA[W][R]<d>,] [IVF<nlist>,] (Flat | PQ<m>[x<nbits>]) [,RFlat]`.
+    pub fn parse(spec: &str) -> Result<IndexSpec> {
+        let tokens: Vec<&str> = spec.split(',').map(str::trim).collect();
+        if tokens.iter().all(|t| t.is_empty()) {
+            return Err(err(spec, "empty spec"));
+        }
+        let mut pca = None;
+        let mut ivf = None;
+        let mut quantizer = None;
+        let mut refine_flat = false;
+        for (pos, &token) in tokens.iter().enumerate() {
+            if token.is_empty() {
+                return Err(err(spec, format!("empty token at position {}", pos + 1)));
+            }
+            if refine_flat {
+                return Err(err(spec, format!("token {token:?} after RFlat (RFlat must be last)")));
+            }
+            if token.starts_with("PCA") {
+                if pos != 0 {
+                    return Err(err(spec, format!("token {token:?}: PCA must be the first stage")));
+                }
+                pca = Some(parse_pca(spec, token)?);
+            } else if let Some(n) = token.strip_prefix("IVF") {
+                if ivf.is_some() || quantizer.is_some() {
+                    return Err(err(
+                        spec,
+                        format!("token {token:?}: IVF must come once, before the quantizer"),
+                    ));
+                }
+                ivf = Some(number(spec, token, n, "inverted lists")?);
+            } else if token == "Flat" || token.starts_with("PQ") {
+                if quantizer.is_some() {
+                    return Err(err(spec, format!("token {token:?}: a second quantizer")));
+                }
+                quantizer = Some(if token == "Flat" {
+                    QuantizerSpec::Flat
+                } else {
+                    parse_pq(spec, token)?
+                });
+            } else if token == "RFlat" || token == "Refine(Flat)" {
+                if quantizer.is_none() {
+                    return Err(err(spec, format!("token {token:?} before any quantizer")));
+                }
+                refine_flat = true;
+            } else if token.starts_with("VLAD") || token.starts_with("OPQ") {
+                return Err(err(spec, format!("token {token:?}: stage not implemented yet")));
+            } else {
+                return Err(err(
+                    spec,
+                    format!(
+                        "unknown token {token:?} (expected PCA<d>, IVF<n>, Flat, PQ<m>[x<bits>] \
+                         or RFlat)"
+                    ),
+                ));
+            }
+        }
+        let quantizer = quantizer.ok_or_else(|| err(spec, "missing the quantizer (Flat or PQ<m>)"))?;
+        Ok(IndexSpec { pca, ivf, quantizer, refine_flat })
+    }
+
+    /// Dimension the quantizers see (after PCA), given the input dimension.
+    pub fn inner_dim(&self, dim: usize) -> usize {
+        self.pca.map_or(dim, |p| p.d_out)
+    }
+}
+
+impl fmt::Display for IndexSpec {
+    /// The canonical form (`PQ16` is printed as `PQ16x8`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(p) = self.pca {
+            parts.push(format!(
+                "PCA{}{}{}",
+                if p.whiten { "W" } else { "" },
+                if p.rotate { "R" } else { "" },
+                p.d_out
+            ));
+        }
+        if let Some(n) = self.ivf {
+            parts.push(format!("IVF{n}"));
+        }
+        parts.push(match self.quantizer {
+            QuantizerSpec::Flat => "Flat".to_string(),
+            QuantizerSpec::Pq { m, nbits } => format!("PQ{m}x{nbits}"),
+        });
+        if self.refine_flat {
+            parts.push("RFlat".to_string());
+        }
+        write!(f, "{}", parts.join(","))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(s: &str) -> IndexSpec {
+        IndexSpec::parse(s).unwrap()
+    }
+
+    #[test]
+    fn parses_the_documented_forms() {
+        assert_eq!(ok("Flat").quantizer, QuantizerSpec::Flat);
+        assert_eq!(ok("PQ16"), ok("PQ16x8"));
+        assert_eq!(ok("PQ16").quantizer, QuantizerSpec::Pq { m: 16, nbits: 8 });
+        let s = ok("IVF4096,PQ16");
+        assert_eq!((s.ivf, s.pca), (Some(4096), None));
+        assert_eq!(ok("IVF4096,Flat").quantizer, QuantizerSpec::Flat);
+        let s = ok("PCA64,IVF1024,PQ16");
+        assert_eq!(s.pca, Some(PcaStage { d_out: 64, whiten: false, rotate: false }));
+        assert_eq!(ok("PCAW128,Flat").pca.map(|p| (p.whiten, p.rotate)), Some((true, false)));
+        assert_eq!(ok("PCAR64,PQ8").pca.map(|p| (p.whiten, p.rotate)), Some((false, true)));
+        assert_eq!(ok("PCAWR128,PQ8x4").pca.map(|p| (p.whiten, p.rotate)), Some((true, true)));
+        assert!(ok("IVF256, PQ8 ,RFlat").refine_flat);
+        for s in ["PCAWR128,IVF1024,PQ16x8,RFlat", "Flat", "IVF64,Flat"] {
+            assert_eq!(ok(s).to_string(), s);
+        }
+    }
+
+    #[test]
+    fn errors_name_the_bad_token() {
+        for (s, needle) in [
+            ("", "empty"),
+            ("IVF4096,PQ16,Bogus", "\"Bogus\""),
+            ("PQ", "\"PQ\""),
+            ("PQ16x9", "out of range"),
+            ("PQ0", "at least 1"),
+            ("IVFabc,PQ16", "\"IVFabc\""),
+            ("IVF16", "missing"),
+            ("PQ16,IVF16", "\"IVF16\""),
+            ("IVF16,PCA8,Flat", "\"PCA8\""),
+            ("PQ8,RFlat,Flat", "\"Flat\""),
+            ("PQ32x4fs", "fast-scan"),
+            ("VLAD64,PQ16", "\"VLAD64\""),
+            ("PQ8,,Flat", "position 2"),
+        ] {
+            let e = IndexSpec::parse(s).unwrap_err().to_string();
+            assert!(e.contains(needle), "{s:?}: {e}");
+            assert!(!e.contains('\n'));
+        }
+    }
+}
