@@ -10,6 +10,8 @@ pub mod adc;
 pub mod distance;
 pub mod error;
 pub mod exact;
+pub mod linalg;
+pub mod pca;
 pub mod kmeans;
 pub mod pq;
 pub mod spec;
