@@ -1,2 +1,8 @@
 //! vladdb: an embedded vector database engine for image retrieval.
 pub use vladdb_codecs as codecs;
+
+pub mod error;
+pub mod vecfile;
+
+pub use error::{Error, Result};
+pub use vecfile::{IntMatrix, VectorFile};
