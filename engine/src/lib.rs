@@ -2,6 +2,7 @@
 pub use vladdb_codecs as codecs;
 
 pub mod error;
+pub mod storage;
 pub mod vecfile;
 
 pub use error::{Error, Result};
