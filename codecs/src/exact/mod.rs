@@ -1,0 +1,411 @@
+//! Exact (brute-force) k-nearest-neighbour search, the yardstick every index is measured
+//! against, plus blocked helpers on contiguous f32 used by k-means, IVF and PQ: nearest
+//! centroid ([`nearest_l2`]), small-base k-NN ([`knn_l2_f32`]) and the full distance
+//! matrix ([`l2_sqr_matrix`]).
+//!
+//! Everything runs like a GEMM: squared distances are `||q||² + ||x||² - 2 q·x`, the dot
+//! products come from register-tiled micro-kernels ([`gemm_f32`]: AVX-512, AVX2+FMA,
+//! scalar) over database rows packed block by block into panels ([`panels`]), and each
+//! tile goes to a sink ([`sinks`]) that checks a per-query threshold before touching a
+//! heap. When both sides are bytes (a `u8` database and queries whose components are all
+//! integers in `0..=255`, as with SIFT) an exact integer engine ([`gemm_u8`], AVX-512
+//! VNNI) does the same work four times faster, with bit-exact distances.
+//!
+//! Work is split across the current rayon pool (callers control threads with
+//! `ThreadPool::install`): over query blocks, and also over database chunks when there are
+//! fewer query blocks than threads. Large databases are never copied whole: each task packs
+//! one cache-sized block at a time.
+//!
+//! Rows whose distance is NaN are never reported.
+
+mod gemm_f32;
+mod gemm_u8;
+mod panels;
+mod sinks;
+#[cfg(test)]
+mod tests;
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use self::gemm_f32::{F32Path, MR};
+use self::gemm_u8::{QueriesU8, U8Path};
+use self::panels::{MAX_U8_DIM, NR, Panels, PanelsU8};
+use self::sinks::{KnnSink, KnnU8Sink, MatrixSink, NearestSink};
+use crate::error::{CodecError, Result};
+use crate::topk::{Neighbor, TopK};
+use crate::vectors::{ElemType, VectorsRef};
+
+/// Queries per task in the nearest-centroid and matrix helpers (a multiple of `MR`).
+const QUERIES_PER_TASK: usize = 20 * MR;
+
+/// Number of rows of a contiguous matrix, or a dimension error.
+fn rows_of(data: &[f32], dim: usize) -> Result<usize> {
+    if dim == 0 || data.len() % dim != 0 {
+        return Err(CodecError::DimensionMismatch {
+            expected: dim,
+            got: data.len(),
+        });
+    }
+    Ok(data.len() / dim)
+}
+
+/// Squared norms of contiguous rows.
+fn row_norms(data: &[f32], dim: usize) -> Vec<f32> {
+    data.chunks_exact(dim)
+        .map(|r| r.iter().map(|v| v * v).sum())
+        .collect()
+}
+
+/// Exact squared-L2 k-NN of every query (contiguous f32 rows of `base.dim()`) against all
+/// rows of `base`; ids are row numbers. Results are sorted nearest first, ties by smaller
+/// id; with `k` above the number of rows every row is returned, with `k = 0` none.
+pub fn knn_l2(queries: &[f32], base: &VectorsRef<'_>, k: usize) -> Result<Vec<Vec<Neighbor>>> {
+    knn_l2_with(
+        queries,
+        base,
+        k,
+        F32Path::detect(),
+        U8Path::detect(),
+        &Plan::DEFAULT,
+    )
+}
+
+/// Blocking and splitting parameters (tests shrink them to reach every code path).
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    /// Packed bytes per block a task streams through (fits in L2 next to the queries).
+    block_bytes: usize,
+    /// Databases whose packed form is at most this large are packed once and shared.
+    prepack_max_bytes: usize,
+    /// Fewest database rows worth a task of their own.
+    min_rows_per_task: usize,
+}
+
+impl Plan {
+    const DEFAULT: Plan = Plan {
+        block_bytes: 256 << 10,
+        prepack_max_bytes: 64 << 20,
+        min_rows_per_task: 4096,
+    };
+}
+
+/// [`knn_l2`] with explicit kernel paths and plan.
+fn knn_l2_with(
+    queries: &[f32],
+    base: &VectorsRef<'_>,
+    k: usize,
+    f32_path: F32Path,
+    u8_path: Option<U8Path>,
+    plan: &Plan,
+) -> Result<Vec<Vec<Neighbor>>> {
+    let dim = base.dim();
+    let nq = rows_of(queries, dim)?;
+    if k == 0 || base.is_empty() || nq == 0 {
+        return Ok(vec![Vec::new(); nq]);
+    }
+    if base.elem() == ElemType::U8 && dim <= MAX_U8_DIM {
+        if let Some(path) = u8_path {
+            if let Some(q8) = QueriesU8::convert(queries, dim) {
+                return Ok(knn_driver(&U8Engine { path, q: q8 }, nq, base, k, plan));
+            }
+        }
+    }
+    let engine = F32Engine {
+        path: f32_path,
+        queries,
+        qnorms: row_norms(queries, dim),
+        dim,
+    };
+    Ok(knn_driver(&engine, nq, base, k, plan))
+}
+
+/// Exact squared-L2 k-NN of every query against a contiguous f32 `base` (both rows of
+/// `dim`); ids are base row numbers, sorted nearest first, ties by smaller id. Meant for
+/// small bases (e.g. coarse centroids) and many queries.
+pub fn knn_l2_f32(
+    queries: &[f32],
+    base: &[f32],
+    dim: usize,
+    k: usize,
+) -> Result<Vec<Vec<Neighbor>>> {
+    rows_of(queries, dim)?;
+    rows_of(base, dim)?;
+    knn_l2(queries, &VectorsRef::from_f32(base, dim)?, k)
+}
+
+/// For every point (contiguous rows of `dim`), the index of its nearest centroid and the
+/// squared distance to it; ties go to the smaller index. Fails without centroids.
+pub fn nearest_l2(points: &[f32], centroids: &[f32], dim: usize) -> Result<Vec<(u32, f32)>> {
+    rows_of(points, dim)?;
+    let nc = rows_of(centroids, dim)?;
+    if nc == 0 {
+        return Err(CodecError::InvalidParameter(
+            "nearest_l2 needs at least one centroid".into(),
+        ));
+    }
+    if nc > u32::MAX as usize {
+        return Err(CodecError::InvalidParameter(
+            "too many centroids for u32 ids".into(),
+        ));
+    }
+    let path = F32Path::detect();
+    let mut panels = Panels::default();
+    panels.pack(nc, dim, |r, out| {
+        out.copy_from_slice(&centroids[r * dim..][..dim])
+    });
+    let block = block_panels(dim * 4);
+    let mut best = vec![(0u32, f32::INFINITY); points.len() / dim];
+    best.par_chunks_mut(QUERIES_PER_TASK)
+        .zip(points.par_chunks(QUERIES_PER_TASK * dim))
+        .for_each(|(best, pts)| {
+            let qnorms = row_norms(pts, dim);
+            let mut sink = NearestSink {
+                qnorms: &qnorms,
+                panels: &panels,
+                best,
+            };
+            for prange in panel_blocks(panels.count(), block) {
+                gemm_f32::scan(path, pts, dim, &panels, prange, &mut sink);
+            }
+        });
+    Ok(best)
+}
+
+/// All squared-L2 distances: `out[i * nb + j] = ||queries[i] - base[j]||²`, where `nb` is
+/// the number of base rows. `out.len()` must be `nq * nb`.
+pub fn l2_sqr_matrix(queries: &[f32], base: &[f32], dim: usize, out: &mut [f32]) -> Result<()> {
+    let nq = rows_of(queries, dim)?;
+    let nb = rows_of(base, dim)?;
+    if out.len() != nq * nb {
+        return Err(CodecError::DimensionMismatch {
+            expected: nq * nb,
+            got: out.len(),
+        });
+    }
+    if nb == 0 || nq == 0 {
+        return Ok(());
+    }
+    let path = F32Path::detect();
+    let mut panels = Panels::default();
+    panels.pack(nb, dim, |r, o| o.copy_from_slice(&base[r * dim..][..dim]));
+    let block = block_panels(dim * 4);
+    out.par_chunks_mut(QUERIES_PER_TASK * nb)
+        .zip(queries.par_chunks(QUERIES_PER_TASK * dim))
+        .for_each(|(out, qs)| {
+            let qnorms = row_norms(qs, dim);
+            let mut sink = MatrixSink {
+                qnorms: &qnorms,
+                panels: &panels,
+                out,
+                stride: nb,
+                col0: 0,
+            };
+            for prange in panel_blocks(panels.count(), block) {
+                gemm_f32::scan(path, qs, dim, &panels, prange, &mut sink);
+            }
+        });
+    Ok(())
+}
+
+/// Panels per cache-sized block for rows of `row_bytes` packed bytes.
+fn block_panels(row_bytes: usize) -> usize {
+    (Plan::DEFAULT.block_bytes / (NR * row_bytes.max(1))).max(1)
+}
+
+/// `0..count` cut into consecutive ranges of `block` panels.
+fn panel_blocks(count: usize, block: usize) -> impl Iterator<Item = Range<usize>> {
+    (0..count)
+        .step_by(block)
+        .map(move |s| s..(s + block).min(count))
+}
+
+/// `0..n` cut into `parts` near-equal ranges whose boundaries are multiples of `unit`.
+fn split(n: usize, parts: usize, unit: usize) -> Vec<Range<usize>> {
+    let units = n.div_ceil(unit);
+    let parts = parts.clamp(1, units.max(1));
+    (0..parts)
+        .map(|p| ((units * p / parts) * unit).min(n)..((units * (p + 1) / parts) * unit).min(n))
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// One way of computing k-NN tiles: packs database rows and scans query ranges.
+trait KnnEngine: Sync {
+    type Packed: Default + Send + Sync;
+    /// Packed bytes per database row.
+    fn row_bytes(&self, dim: usize) -> usize;
+    /// Packs base rows `rows` into `out`.
+    fn pack(&self, base: &VectorsRef<'_>, rows: Range<usize>, out: &mut Self::Packed);
+    /// Scans queries `qr` against panels `prange` of `packed` (whose row 0 has id
+    /// `id0`), updating `heaps` / `thresholds` (indexed from `qr.start`).
+    fn scan(
+        &self,
+        packed: &Self::Packed,
+        prange: Range<usize>,
+        id0: u64,
+        qr: Range<usize>,
+        heaps: &mut [TopK],
+        thresholds: &mut [f32],
+    );
+}
+
+struct F32Engine<'q> {
+    path: F32Path,
+    queries: &'q [f32],
+    qnorms: Vec<f32>,
+    dim: usize,
+}
+
+impl KnnEngine for F32Engine<'_> {
+    type Packed = Panels;
+    fn row_bytes(&self, dim: usize) -> usize {
+        dim * 4
+    }
+    fn pack(&self, base: &VectorsRef<'_>, rows: Range<usize>, out: &mut Panels) {
+        out.pack(rows.len(), self.dim, |r, o| {
+            base.row_f32_into(rows.start + r, o)
+        });
+    }
+    fn scan(
+        &self,
+        packed: &Panels,
+        prange: Range<usize>,
+        id0: u64,
+        qr: Range<usize>,
+        heaps: &mut [TopK],
+        thresholds: &mut [f32],
+    ) {
+        let mut sink = KnnSink {
+            qnorms: &self.qnorms[qr.clone()],
+            panels: packed,
+            id0,
+            heaps,
+            thresholds,
+        };
+        let q = &self.queries[qr.start * self.dim..qr.end * self.dim];
+        gemm_f32::scan(self.path, q, self.dim, packed, prange, &mut sink);
+    }
+}
+
+struct U8Engine {
+    path: U8Path,
+    q: QueriesU8,
+}
+
+impl KnnEngine for U8Engine {
+    type Packed = PanelsU8;
+    fn row_bytes(&self, dim: usize) -> usize {
+        dim.div_ceil(4) * 4
+    }
+    fn pack(&self, base: &VectorsRef<'_>, rows: Range<usize>, out: &mut PanelsU8) {
+        out.pack(rows.len(), base.dim(), |r| base.row_bytes(rows.start + r));
+    }
+    fn scan(
+        &self,
+        packed: &PanelsU8,
+        prange: Range<usize>,
+        id0: u64,
+        qr: Range<usize>,
+        heaps: &mut [TopK],
+        thresholds: &mut [f32],
+    ) {
+        let mut sink = KnnU8Sink {
+            qnorms: &self.q.norms[qr.clone()],
+            panels: packed,
+            id0,
+            heaps,
+            thresholds,
+        };
+        let d4 = self.q.dim4;
+        let q = &self.q.shifted[qr.start * d4..qr.end * d4];
+        gemm_u8::scan(self.path, q, d4, packed, prange, &mut sink);
+    }
+}
+
+/// Splits the work into (query range x database range) tasks on the current rayon pool,
+/// runs `engine` on each, and merges the per-task top-k lists.
+fn knn_driver<E: KnnEngine>(
+    engine: &E,
+    nq: usize,
+    base: &VectorsRef<'_>,
+    k: usize,
+    plan: &Plan,
+) -> Vec<Vec<Neighbor>> {
+    let nb = base.rows();
+    let row_bytes = engine.row_bytes(base.dim());
+    let threads = rayon::current_num_threads().max(1);
+    let qparts = split(nq, threads, MR);
+    let bparts_wanted = if qparts.len() < threads {
+        threads
+            .div_ceil(qparts.len())
+            .min(nb / plan.min_rows_per_task.max(1))
+            .max(1)
+    } else {
+        1
+    };
+    let bparts = split(nb, bparts_wanted, NR);
+    let block_rows = (plan.block_bytes / (NR * row_bytes.max(1))).max(1) * NR;
+
+    let shared = (nb.saturating_mul(row_bytes) <= plan.prepack_max_bytes).then(|| {
+        let mut packed = E::Packed::default();
+        engine.pack(base, 0..nb, &mut packed);
+        packed
+    });
+
+    let tasks: Vec<(usize, usize)> = (0..qparts.len())
+        .flat_map(|q| (0..bparts.len()).map(move |b| (q, b)))
+        .collect();
+    let partial: Vec<Vec<TopK>> = tasks
+        .par_iter()
+        .map(|&(qi, bi)| {
+            let qr = qparts[qi].clone();
+            let mut heaps: Vec<TopK> = qr.clone().map(|_| TopK::new(k)).collect();
+            let mut thresholds = vec![f32::INFINITY; qr.len()];
+            let mut local = E::Packed::default();
+            let rows = bparts[bi].clone();
+            for start in rows.clone().step_by(block_rows) {
+                let end = (start + block_rows).min(rows.end);
+                match &shared {
+                    // Shared packing: `start` is a multiple of NR (all splits are).
+                    Some(packed) => engine.scan(
+                        packed,
+                        start / NR..end.div_ceil(NR),
+                        0,
+                        qr.clone(),
+                        &mut heaps,
+                        &mut thresholds,
+                    ),
+                    None => {
+                        engine.pack(base, start..end, &mut local);
+                        engine.scan(
+                            &local,
+                            0..(end - start).div_ceil(NR),
+                            start as u64,
+                            qr.clone(),
+                            &mut heaps,
+                            &mut thresholds,
+                        );
+                    }
+                }
+            }
+            heaps
+        })
+        .collect();
+
+    let mut merged: Vec<Vec<Neighbor>> = Vec::with_capacity(nq);
+    let mut partial = partial.into_iter();
+    for _ in 0..qparts.len() {
+        let mut heaps: Vec<TopK> = partial.next().unwrap_or_default();
+        for _ in 1..bparts.len() {
+            for (into, other) in heaps.iter_mut().zip(partial.next().unwrap_or_default()) {
+                for n in other.into_sorted() {
+                    into.push(n.id, n.distance);
+                }
+            }
+        }
+        merged.extend(heaps.into_iter().map(TopK::into_sorted));
+    }
+    merged
+}

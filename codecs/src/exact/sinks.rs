@@ -1,0 +1,180 @@
+//! What to do with each tile of dot products: keep the k nearest (with a threshold check
+//! before touching the heap), keep the single nearest, or write the full distance matrix.
+//!
+//! Distances are rebuilt as `||q||² + ||x||² - 2 q·x` (clamped at zero for f32, where
+//! rounding can make it slightly negative; exact for the integer path). The per-tile work
+//! is written as plain loops over `NR` lanes so that, inlined into the SIMD scanners, it
+//! compiles to vector compares; the rare heap insertions are out of line.
+
+use super::gemm_f32::{DotTile, TileSink};
+use super::gemm_u8::{IntTile, IntTileSink};
+use super::panels::{NR, Panels, PanelsU8};
+use crate::topk::TopK;
+
+/// Rebuilds the `NR` squared distances of one query from its dot products.
+#[inline(always)]
+fn distances(qnorm: f32, xnorms: &[f32; NR], dots: &[f32; NR]) -> [f32; NR] {
+    let mut d = [0.0f32; NR];
+    for j in 0..NR {
+        d[j] = qnorm + xnorms[j] - 2.0 * dots[j];
+    }
+    d
+}
+
+/// True if any lane is `<= bound` (a vectorisable reduction).
+#[inline(always)]
+fn any_le_f32(d: &[f32; NR], bound: f32) -> bool {
+    d.iter().fold(false, |acc, &v| acc | (v <= bound))
+}
+
+/// Top-k over f32 tiles. Query indices are relative to the scanned query block.
+pub(crate) struct KnnSink<'a> {
+    pub(crate) qnorms: &'a [f32],
+    pub(crate) panels: &'a Panels,
+    /// Id of the packed block's first row.
+    pub(crate) id0: u64,
+    pub(crate) heaps: &'a mut [TopK],
+    /// `heaps[i].threshold()`, cached.
+    pub(crate) thresholds: &'a mut [f32],
+}
+
+impl KnnSink<'_> {
+    #[cold]
+    #[inline(never)]
+    fn push_hits(&mut self, qi: usize, p: usize, d: &[f32; NR]) {
+        let heap = &mut self.heaps[qi];
+        let mut bound = self.thresholds[qi];
+        let valid = (self.panels.rows() - p * NR).min(NR);
+        for (j, &dist) in d.iter().enumerate().take(valid) {
+            if dist <= bound {
+                heap.push(self.id0 + (p * NR + j) as u64, dist.max(0.0));
+                bound = heap.threshold();
+            }
+        }
+        self.thresholds[qi] = bound;
+    }
+}
+
+impl TileSink for KnnSink<'_> {
+    #[inline(always)]
+    fn tile(&mut self, q0: usize, m: usize, p: usize, dots: &DotTile) {
+        let xnorms = self.panels.norms(p);
+        for (i, row) in dots.iter().enumerate().take(m) {
+            let qi = q0 + i;
+            let d = distances(self.qnorms[qi], xnorms, row);
+            if any_le_f32(&d, self.thresholds[qi]) {
+                self.push_hits(qi, p, &d);
+            }
+        }
+    }
+}
+
+/// Nearest row (smallest index among ties) over f32 tiles.
+pub(crate) struct NearestSink<'a> {
+    pub(crate) qnorms: &'a [f32],
+    pub(crate) panels: &'a Panels,
+    /// `(row, squared distance)` per query, initialised to `(0, +inf)`.
+    pub(crate) best: &'a mut [(u32, f32)],
+}
+
+impl TileSink for NearestSink<'_> {
+    #[inline(always)]
+    fn tile(&mut self, q0: usize, m: usize, p: usize, dots: &DotTile) {
+        let xnorms = self.panels.norms(p);
+        for (i, row) in dots.iter().enumerate().take(m) {
+            let qi = q0 + i;
+            let d = distances(self.qnorms[qi], xnorms, row);
+            let bound = self.best[qi].1;
+            if d.iter().fold(false, |acc, &v| acc | (v < bound)) {
+                let valid = (self.panels.rows() - p * NR).min(NR);
+                let best = &mut self.best[qi];
+                for (j, &dist) in d.iter().enumerate().take(valid) {
+                    if dist < best.1 {
+                        *best = ((p * NR + j) as u32, dist);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Full distance matrix over f32 tiles: `out[i * stride + col0 + row]`.
+pub(crate) struct MatrixSink<'a> {
+    pub(crate) qnorms: &'a [f32],
+    pub(crate) panels: &'a Panels,
+    pub(crate) out: &'a mut [f32],
+    pub(crate) stride: usize,
+    pub(crate) col0: usize,
+}
+
+impl TileSink for MatrixSink<'_> {
+    #[inline(always)]
+    fn tile(&mut self, q0: usize, m: usize, p: usize, dots: &DotTile) {
+        let xnorms = self.panels.norms(p);
+        let valid = (self.panels.rows() - p * NR).min(NR);
+        for (i, row) in dots.iter().enumerate().take(m) {
+            let d = distances(self.qnorms[q0 + i], xnorms, row);
+            let start = (q0 + i) * self.stride + self.col0 + p * NR;
+            for (o, &v) in self.out[start..start + valid].iter_mut().zip(&d) {
+                *o = v.max(0.0);
+            }
+        }
+    }
+}
+
+/// Top-k over exact integer tiles (see `gemm_u8` for the shifted formulation).
+pub(crate) struct KnnU8Sink<'a> {
+    pub(crate) qnorms: &'a [i32],
+    pub(crate) panels: &'a PanelsU8,
+    pub(crate) id0: u64,
+    pub(crate) heaps: &'a mut [TopK],
+    pub(crate) thresholds: &'a mut [f32],
+}
+
+/// An integer bound equivalent to `dist <= threshold` for integer distances.
+#[inline(always)]
+fn int_bound(threshold: f32) -> i32 {
+    if threshold >= i32::MAX as f32 {
+        i32::MAX
+    } else {
+        threshold.floor() as i32
+    }
+}
+
+impl KnnU8Sink<'_> {
+    #[cold]
+    #[inline(never)]
+    fn push_hits(&mut self, qi: usize, p: usize, d: &[i32; NR]) {
+        let heap = &mut self.heaps[qi];
+        let mut bound = int_bound(self.thresholds[qi]);
+        let valid = (self.panels.rows() - p * NR).min(NR);
+        for (j, &dist) in d.iter().enumerate().take(valid) {
+            if dist <= bound {
+                heap.push(self.id0 + (p * NR + j) as u64, dist as f32);
+                bound = int_bound(heap.threshold());
+            }
+        }
+        self.thresholds[qi] = heap.threshold();
+    }
+}
+
+impl IntTileSink for KnnU8Sink<'_> {
+    #[inline(always)]
+    fn tile(&mut self, q0: usize, m: usize, p: usize, dots: &IntTile) {
+        let bias = self.panels.bias(p);
+        for (i, row) in dots.iter().enumerate().take(m) {
+            let qi = q0 + i;
+            let qnorm = self.qnorms[qi];
+            let mut d = [0i32; NR];
+            for j in 0..NR {
+                d[j] = qnorm
+                    .wrapping_add(bias[j])
+                    .wrapping_sub(row[j].wrapping_mul(2));
+            }
+            let bound = int_bound(self.thresholds[qi]);
+            if d.iter().fold(false, |acc, &v| acc | (v <= bound)) {
+                self.push_hits(qi, p, &d);
+            }
+        }
+    }
+}
