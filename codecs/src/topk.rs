@@ -1,7 +1,8 @@
 //! Top-k selection: the k smallest distances seen so far, ties broken by the smaller id.
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, HashSet};
+use std::sync::Arc;
 
 /// One search result: an id and its distance to the query (squared L2 unless stated).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,12 +39,19 @@ impl Ord for HeapItem {
 pub struct TopK {
     k: usize,
     heap: BinaryHeap<HeapItem>,
+    /// Ids that must never enter (e.g. rows deleted from the part being scanned). Checked
+    /// only for candidates that pass the threshold, so the scan pays nothing for them.
+    excluded: Option<Arc<HashSet<u64>>>,
 }
 
 impl TopK {
     /// A collector for the `k` nearest. `k = 0` collects nothing.
     pub fn new(k: usize) -> Self {
-        TopK { k, heap: BinaryHeap::with_capacity(k + 1) }
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k + 1),
+            excluded: None,
+        }
     }
 
     /// The capacity `k`.
@@ -71,11 +79,22 @@ impl TopK {
         }
     }
 
-    /// Offers a candidate; keeps it if it is among the k best by (distance, id).
+    /// Sets (or clears) the ids that [`TopK::push`] silently rejects from now on.
+    pub fn set_exclusions(&mut self, excluded: Option<Arc<HashSet<u64>>>) {
+        self.excluded = excluded;
+    }
+
+    /// Offers a candidate; keeps it if it is among the k best by (distance, id) and not
+    /// excluded.
     #[inline]
     pub fn push(&mut self, id: u64, distance: f32) {
         if self.k == 0 {
             return;
+        }
+        if let Some(ex) = &self.excluded {
+            if ex.contains(&id) {
+                return;
+            }
         }
         let item = HeapItem(Neighbor { id, distance });
         if self.heap.len() < self.k {
@@ -107,6 +126,17 @@ mod tests {
         }
         let ids: Vec<u64> = t.into_sorted().iter().map(|n| n.id).collect();
         assert_eq!(ids, vec![9, 2, 3]);
+    }
+
+    #[test]
+    fn excluded_ids_never_enter() {
+        let mut t = TopK::new(2);
+        t.set_exclusions(Some(Arc::new([1u64, 3].into_iter().collect())));
+        for (id, d) in [(1, 0.1), (2, 0.2), (3, 0.3), (4, 0.4), (5, 0.5)] {
+            t.push(id, d);
+        }
+        let ids: Vec<u64> = t.into_sorted().iter().map(|n| n.id).collect();
+        assert_eq!(ids, vec![2, 4]);
     }
 
     #[test]
