@@ -8,6 +8,7 @@
 
 pub mod adc;
 pub mod distance;
+pub mod encode;
 pub mod error;
 pub mod exact;
 pub mod linalg;

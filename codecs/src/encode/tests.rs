@@ -1,0 +1,524 @@
+//! Tests of the encoders on small generated sets with hand-computed expectations.
+
+use super::*;
+use crate::kmeans::{KMeansInit, KMeansParams, SeededRng};
+use crate::vectors::VectorsRef;
+
+fn close(a: &[f32], b: &[f32], tol: f32) {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    for (i, (x, y)) in a.iter().zip(b).enumerate() {
+        assert!(
+            (x - y).abs() <= tol,
+            "component {i}: {x} vs {y}\n got {a:?}\nwant {b:?}"
+        );
+    }
+}
+
+fn normalized(v: &[f32]) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter().map(|x| x / n).collect()
+}
+
+/// Two words c0 = (0, 0), c1 = (10, 0); descriptors (1, 2) and (−1, 1) go to c0, (12, −1)
+/// to c1: residual sums v0 = (0, 3), v1 = (2, −1).
+fn two_word_vlad(power: Option<f32>, intra: bool) -> Vec<f32> {
+    let params = VladParams {
+        root_sift: false,
+        power,
+        intra,
+        soft_alpha: None,
+    };
+    let enc = VladEncoder::from_parts(vec![0.0, 0.0, 10.0, 0.0], 2, params).unwrap();
+    let mut out = vec![0.0; 4];
+    enc.encode(&[1.0, 2.0, -1.0, 1.0, 12.0, -1.0], &mut out)
+        .unwrap();
+    out
+}
+
+#[test]
+fn vlad_two_words_by_hand() {
+    let s5 = 5.0f32.sqrt();
+    let s2 = 2.0f32.sqrt();
+    let s3 = 3.0f32.sqrt();
+    // No normalisation but the global L2: (0, 3, 2, −1) / √14.
+    close(
+        &two_word_vlad(None, false),
+        &normalized(&[0.0, 3.0, 2.0, -1.0]),
+        1e-6,
+    );
+    // Power 0.5: (0, √3, √2, −1) / √6.
+    close(
+        &two_word_vlad(Some(0.5), false),
+        &normalized(&[0.0, s3, s2, -1.0]),
+        1e-6,
+    );
+    // Intra: blocks (0, 1) and (2, −1)/√5, then / √2.
+    close(
+        &two_word_vlad(None, true),
+        &[0.0, 1.0 / s2, 2.0 / s5 / s2, -1.0 / s5 / s2],
+        1e-6,
+    );
+    // Power then intra: (0, 1) and (√2, −1)/√3, then / √2.
+    close(
+        &two_word_vlad(Some(0.5), true),
+        &[0.0, 1.0 / s2, s2 / s3 / s2, -1.0 / s3 / s2],
+        1e-6,
+    );
+}
+
+#[test]
+fn vlad_soft_assignment_by_hand() {
+    // 1-D words at 0 and 2, one descriptor at 0.5, alpha = 1: squared distances 0.25 and
+    // 2.25, weights ∝ e^−0.25, e^−2.25.
+    let params = VladParams {
+        root_sift: false,
+        power: None,
+        intra: false,
+        soft_alpha: Some(1.0),
+    };
+    let enc = VladEncoder::from_parts(vec![0.0, 2.0], 1, params).unwrap();
+    let mut out = vec![0.0; 2];
+    enc.encode(&[0.5], &mut out).unwrap();
+    let (e0, e1) = ((-0.25f32).exp(), (-2.25f32).exp());
+    let (w0, w1) = (e0 / (e0 + e1), e1 / (e0 + e1));
+    close(&out, &normalized(&[w0 * 0.5, w1 * -1.5]), 1e-6);
+    // A very sharp softmax is hard assignment.
+    let sharp = VladParams {
+        soft_alpha: Some(1e4),
+        ..params
+    };
+    let hard = VladParams {
+        soft_alpha: None,
+        ..params
+    };
+    let data = [0.3f32, 1.4, 1.9, -0.2];
+    let mut a = vec![0.0; 2];
+    let mut b = vec![0.0; 2];
+    VladEncoder::from_parts(vec![0.0, 2.0], 1, sharp)
+        .unwrap()
+        .encode(&data, &mut a)
+        .unwrap();
+    VladEncoder::from_parts(vec![0.0, 2.0], 1, hard)
+        .unwrap()
+        .encode(&data, &mut b)
+        .unwrap();
+    close(&a, &b, 1e-5);
+}
+
+fn random_matrix(rng: &mut SeededRng, rows: usize, dim: usize, scale: f32) -> Vec<f32> {
+    (0..rows * dim)
+        .map(|_| (rng.next_f64() as f32) * scale)
+        .collect()
+}
+
+#[test]
+fn vlad_is_invariant_to_descriptor_order() {
+    let mut rng = SeededRng::new(7);
+    let dim = 8;
+    let centroids = random_matrix(&mut rng, 4, dim, 10.0);
+    let set = random_matrix(&mut rng, 30, dim, 10.0);
+    let mut rows: Vec<&[f32]> = set.chunks_exact(dim).collect();
+    for i in (1..rows.len()).rev() {
+        rows.swap(i, rng.below(i + 1));
+    }
+    let shuffled: Vec<f32> = rows.concat();
+    for soft in [None, Some(0.5)] {
+        let params = VladParams {
+            soft_alpha: soft,
+            ..VladParams::default()
+        };
+        let enc = VladEncoder::from_parts(centroids.clone(), dim, params).unwrap();
+        let mut a = vec![0.0; enc.dim_out()];
+        let mut b = vec![0.0; enc.dim_out()];
+        enc.encode(&set, &mut a).unwrap();
+        enc.encode(&shuffled, &mut b).unwrap();
+        close(&a, &b, 1e-5);
+        assert!(a.iter().any(|&v| v != 0.0));
+    }
+}
+
+/// `n_images` images of `dim`-D u8 descriptors, some of them empty.
+fn generated_sets(seed: u64, n_images: usize, dim: usize) -> (Vec<u8>, Vec<u64>) {
+    let mut rng = SeededRng::new(seed);
+    let mut offsets = vec![0u64];
+    let mut data = Vec::new();
+    for i in 0..n_images {
+        let n = if i % 7 == 3 { 0 } else { 1 + rng.below(40) };
+        let center = rng.below(4) * 60;
+        for _ in 0..n * dim {
+            data.push((center + rng.below(50)) as u8);
+        }
+        offsets.push(offsets[i] + n as u64);
+    }
+    (data, offsets)
+}
+
+#[test]
+fn encode_sets_matches_single_encodes_and_reports_empty_images() {
+    let dim = 8;
+    let (data, offsets) = generated_sets(3, 600, dim);
+    let sets = DescriptorSets::new(VectorsRef::from_u8(&data, dim).unwrap(), &offsets).unwrap();
+    assert!(
+        sets.total_descriptors() > 2 * GROUP_DESCRIPTORS,
+        "exercise several groups"
+    );
+    let mut rng = SeededRng::new(11);
+    let vocab = random_matrix(&mut rng, 5, dim, 1.0);
+    let root_vocab = {
+        let mut v = vocab.clone();
+        root_sift_rows(&mut v, dim);
+        v
+    };
+    let encoders: Vec<Box<dyn SetEncoder>> = vec![
+        Box::new(VladEncoder::from_parts(root_vocab.clone(), dim, VladParams::default()).unwrap()),
+        Box::new(
+            VladEncoder::from_parts(
+                root_vocab.clone(),
+                dim,
+                VladParams {
+                    soft_alpha: Some(20.0),
+                    ..VladParams::default()
+                },
+            )
+            .unwrap(),
+        ),
+        Box::new(
+            BofEncoder::from_parts(
+                root_vocab.clone(),
+                dim,
+                vec![0.5, 1.0, 2.0, 1.0, 3.0],
+                BofParams::default(),
+            )
+            .unwrap(),
+        ),
+        Box::new(
+            FisherEncoder::from_parts(
+                DiagGmm::from_parts(vec![0.2; 5], root_vocab, vec![0.01; 5 * dim], dim).unwrap(),
+                FisherParams::default(),
+            )
+            .unwrap(),
+        ),
+    ];
+    for enc in &encoders {
+        let (codes, empty) = encode_sets(enc.as_ref(), &sets).unwrap();
+        let want_empty: Vec<usize> = (0..sets.len()).filter(|i| i % 7 == 3).collect();
+        assert_eq!(empty, want_empty);
+        let d = enc.dim_out();
+        let mut single = vec![0.0; d];
+        for i in 0..sets.len() {
+            let r = sets.range(i);
+            let set = sets.descriptors().to_f32_vec(r.start, r.len());
+            enc.encode(&set, &mut single).unwrap();
+            close(&codes[i * d..(i + 1) * d], &single, 1e-6);
+            let norm: f32 = single.iter().map(|x| x * x).sum();
+            if r.is_empty() {
+                assert!(
+                    single.iter().all(|&v| v == 0.0),
+                    "empty set encodes to zeros"
+                );
+            } else {
+                assert!(
+                    (norm - 1.0).abs() < 1e-4,
+                    "{} image {i} norm {norm}",
+                    enc.spec_token()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_inputs_are_errors() {
+    let enc = VladEncoder::from_parts(vec![0.0, 0.0, 1.0, 1.0], 2, VladParams::default()).unwrap();
+    let mut out = vec![0.0; 4];
+    assert!(enc.encode(&[1.0, 2.0, 3.0], &mut out).is_err());
+    assert!(enc.encode(&[1.0, f32::NAN], &mut out).is_err());
+    assert!(enc.encode(&[1.0, 2.0], &mut out[..3]).is_err());
+    assert!(enc.encode_prepared(&[1.0, 2.0], &[0, 2], &mut out).is_err());
+    assert!(enc.encode_prepared(&[1.0, 2.0], &[1, 1], &mut out).is_err());
+    assert!(VladEncoder::from_parts(vec![], 2, VladParams::default()).is_err());
+    assert!(
+        VladEncoder::from_parts(
+            vec![1.0; 4],
+            2,
+            VladParams {
+                power: Some(-1.0),
+                ..VladParams::default()
+            }
+        )
+        .is_err()
+    );
+    assert!(DiagGmm::from_parts(vec![1.0], vec![0.0; 2], vec![0.0; 2], 2).is_err());
+    assert!(BofEncoder::from_parts(vec![0.0; 4], 2, vec![1.0], BofParams::default()).is_err());
+    let data = [0u8; 6];
+    let sets = DescriptorSets::new(VectorsRef::from_u8(&data, 3).unwrap(), &[0, 2]).unwrap();
+    assert!(encode_sets(&enc, &sets).is_err(), "dimension mismatch");
+}
+
+#[test]
+fn vocabulary_adaptation_moves_words_to_assigned_means() {
+    let data: Vec<f32> = vec![1.0, 2.0, 3.0, 9.0, 11.0, 40.0];
+    let offsets = [0u64, 2, 2, 6];
+    let sets = DescriptorSets::new(VectorsRef::from_f32(&data, 1).unwrap(), &offsets).unwrap();
+    let params = VladParams {
+        root_sift: false,
+        ..VladParams::default()
+    };
+    // Words at 0, 10, 100: 1, 2, 3 go to 0; 9, 11, 40 to 10; none to 100.
+    let mut enc = VladEncoder::from_parts(vec![0.0, 10.0, 100.0], 1, params).unwrap();
+    assert_eq!(enc.adapt(&sets).unwrap(), 2);
+    close(&enc.centroids, &[2.0, 20.0, 100.0], 1e-6);
+}
+
+#[test]
+fn bof_by_hand() {
+    // 1-D words at 0 and 10. Image A = {0, 1, 9}: counts (2, 1); B = {0.5}: (1, 0); C empty.
+    let data = [0.0f32, 1.0, 9.0, 0.5];
+    let offsets = [0u64, 3, 4, 4];
+    let sets = DescriptorSets::new(VectorsRef::from_f32(&data, 1).unwrap(), &offsets).unwrap();
+    let params = BofParams {
+        root_sift: false,
+        sqrt_tf: true,
+    };
+    let mut enc = BofEncoder::from_parts(vec![0.0, 10.0], 1, vec![1.0, 1.0], params).unwrap();
+    enc.fit_idf(&sets).unwrap();
+    let (idf0, idf1) = ((3.0f32 / 2.0).ln(), 3.0f32.ln());
+    close(&enc.idf, &[idf0, idf1], 1e-6);
+    let (codes, empty) = encode_sets(&enc, &sets).unwrap();
+    assert_eq!(empty, vec![2]);
+    close(
+        &codes[0..2],
+        &normalized(&[2.0f32.sqrt() * idf0, idf1]),
+        1e-6,
+    );
+    close(&codes[2..4], &[1.0, 0.0], 1e-6);
+    close(&codes[4..6], &[0.0, 0.0], 0.0);
+    let raw = BofEncoder {
+        params: BofParams {
+            sqrt_tf: false,
+            ..params
+        },
+        ..enc
+    };
+    let mut out = vec![0.0; 2];
+    raw.encode(&[0.0, 1.0, 9.0], &mut out).unwrap();
+    close(&out, &normalized(&[2.0 * idf0, idf1]), 1e-6);
+}
+
+#[test]
+fn fisher_by_hand() {
+    // Two 1-D Gaussians: π = (0.25, 0.75), μ = (−5, 5), σ² = (1, 4); descriptors −4 and 7.
+    let gmm = DiagGmm::from_parts(vec![0.25, 0.75], vec![-5.0, 5.0], vec![1.0, 4.0], 1).unwrap();
+    let params = FisherParams {
+        root_sift: false,
+        power: None,
+    };
+    let enc = FisherEncoder::from_parts(gmm, params).unwrap();
+    let mut out = vec![0.0; 4];
+    enc.encode(&[-4.0, 7.0], &mut out).unwrap();
+    let pdf = |x: f64, m: f64, v: f64| {
+        (-(x - m) * (x - m) / (2.0 * v)).exp() / (2.0 * std::f64::consts::PI * v).sqrt()
+    };
+    let (pi, mu, var) = ([0.25f64, 0.75], [-5.0f64, 5.0], [1.0f64, 4.0]);
+    let mut g_mu = [0.0f64; 2];
+    let mut g_s = [0.0f64; 2];
+    for x in [-4.0f64, 7.0] {
+        let p: Vec<f64> = (0..2).map(|k| pi[k] * pdf(x, mu[k], var[k])).collect();
+        let total: f64 = p.iter().sum();
+        for k in 0..2 {
+            let z = (x - mu[k]) / var[k].sqrt();
+            g_mu[k] += p[k] / total * z;
+            g_s[k] += p[k] / total * (z * z - 1.0);
+        }
+    }
+    let t = 2.0;
+    let want: Vec<f32> = vec![
+        (g_mu[0] / (t * pi[0].sqrt())) as f32,
+        (g_mu[1] / (t * pi[1].sqrt())) as f32,
+        (g_s[0] / (t * (2.0 * pi[0]).sqrt())) as f32,
+        (g_s[1] / (t * (2.0 * pi[1]).sqrt())) as f32,
+    ];
+    close(&out, &normalized(&want), 1e-5);
+    // With the power law.
+    let powered = FisherEncoder {
+        params: FisherParams {
+            power: Some(0.5),
+            ..params
+        },
+        ..enc
+    };
+    powered.encode(&[-4.0, 7.0], &mut out).unwrap();
+    let signed_sqrt: Vec<f32> = want.iter().map(|v| v.abs().sqrt().copysign(*v)).collect();
+    close(&out, &normalized(&signed_sqrt), 1e-5);
+}
+
+#[test]
+fn gmm_em_increases_log_likelihood_and_finds_clusters() {
+    let mut rng = SeededRng::new(5);
+    let dim = 4;
+    let centers = [
+        [0.0f32, 0.0, 0.0, 0.0],
+        [8.0, 8.0, 0.0, 0.0],
+        [0.0, 8.0, 8.0, 8.0],
+    ];
+    let spreads = [0.5f32, 1.0, 1.5];
+    let mut data = Vec::new();
+    for i in 0..3000 {
+        let c = i % 3;
+        for &center in &centers[c] {
+            data.push(center + spreads[c] * rng.normal() as f32);
+        }
+    }
+    let params = GmmParams {
+        iterations: 15,
+        tolerance: 0.0,
+        kmeans: KMeansParams {
+            iterations: 3,
+            seed: 9,
+            init: KMeansInit::PlusPlus,
+            ..KMeansParams::default()
+        },
+        ..GmmParams::default()
+    };
+    let (gmm, history) = DiagGmm::train(&data, dim, 3, &params).unwrap();
+    assert!(history.len() >= 3);
+    for w in history.windows(2) {
+        assert!(
+            w[1] >= w[0] - 1e-6,
+            "EM log-likelihood decreased: {history:?}"
+        );
+    }
+    assert!(history.last().unwrap() > history.first().unwrap());
+    // Each true cluster is matched by a component with the right mean and variance.
+    for (c, spread) in centers.iter().zip(spreads) {
+        let j = (0..3)
+            .min_by(|&a, &b| {
+                let da = crate::distance::l2_sqr(&gmm.means[a * dim..(a + 1) * dim], c);
+                let db = crate::distance::l2_sqr(&gmm.means[b * dim..(b + 1) * dim], c);
+                da.total_cmp(&db)
+            })
+            .unwrap();
+        close(&gmm.means[j * dim..(j + 1) * dim], c, 0.2);
+        for v in &gmm.variances[j * dim..(j + 1) * dim] {
+            assert!(
+                (v / (spread * spread) - 1.0).abs() < 0.2,
+                "variance {v} vs {}",
+                spread * spread
+            );
+        }
+        assert!((gmm.weights[j] - 1.0 / 3.0).abs() < 0.02);
+    }
+    assert!(DiagGmm::train(&data[..dim], dim, 3, &params).is_err());
+}
+
+#[test]
+fn parses_encoder_tokens() {
+    for other in ["PCA128", "IVF256", "PQ16", "Flat", "", "vlad64", "OPQ16"] {
+        assert_eq!(parse_encoder(other).unwrap(), None, "{other}");
+    }
+    let v = parse_encoder("VLAD64").unwrap().unwrap();
+    assert_eq!(v, EncoderSpec::new(EncoderKind::Vlad, 64));
+    assert!(v.root_sift && v.intra && v.power == Some(0.5) && !v.adapt && v.soft_alpha.is_none());
+    assert_eq!(v.max_train_descriptors, 200_000);
+    assert_eq!(parse_encoder("VLAD64i").unwrap().unwrap(), v);
+    let w = parse_encoder("VLAD16_nopow_nointra_noroot_adapt_soft100_it5_sample5000")
+        .unwrap()
+        .unwrap();
+    assert_eq!(w.k, 16);
+    assert!(!w.root_sift && !w.intra && w.power.is_none() && w.adapt);
+    assert_eq!(
+        (w.soft_alpha, w.kmeans_iterations, w.max_train_descriptors),
+        (Some(100.0), 5, 5000)
+    );
+    assert_eq!(
+        parse_encoder("VLAD8_pow0.2").unwrap().unwrap().power,
+        Some(0.2)
+    );
+    let f = parse_encoder("FV64_em5").unwrap().unwrap();
+    assert_eq!((f.kind, f.k, f.em_iterations), (EncoderKind::Fisher, 64, 5));
+    let b = parse_encoder("BOF1024_noidf_nosqrt").unwrap().unwrap();
+    assert_eq!(
+        (b.kind, b.k, b.idf, b.sqrt_tf, b.kmeans_iterations),
+        (EncoderKind::Bof, 1024, false, false, 10)
+    );
+    for bad in [
+        "VLAD",
+        "VLAD0",
+        "VLADx",
+        "VLAD64x",
+        "VLAD64_",
+        "VLAD64_bogus",
+        "VLAD64_nopow_pow0.3",
+        "VLAD64i_nointra",
+        "VLAD64_pow",
+        "VLAD64_pow-1",
+        "VLAD64_soft0",
+        "VLAD64_it0",
+        "VLAD64_noidf",
+        "FV64i",
+        "FV64_adapt",
+        "BOF100_nopow",
+        "BOF",
+        "BOF100_em3",
+        "VLAD64_sample+5",
+        "VLAD99999999999999999999",
+    ] {
+        assert!(parse_encoder(bad).is_err(), "{bad} should be rejected");
+    }
+    for token in [
+        "VLAD64",
+        "VLAD16_pow0.3_nointra_noroot_adapt_soft50_it3_sample100",
+        "FV32_nopow_em7",
+        "BOF512_noidf",
+    ] {
+        let spec = parse_encoder(token).unwrap().unwrap();
+        assert_eq!(spec.to_string(), token);
+        assert_eq!(parse_encoder(&spec.to_string()).unwrap().unwrap(), spec);
+    }
+}
+
+#[test]
+fn specs_train_working_encoders() {
+    let dim = 8;
+    let (data, offsets) = generated_sets(21, 120, dim);
+    let sets = DescriptorSets::new(VectorsRef::from_u8(&data, dim).unwrap(), &offsets).unwrap();
+    for token in [
+        "VLAD4",
+        "VLAD4_adapt_soft10",
+        "FV3_em4_it4",
+        "BOF6",
+        "VLAD4_sample300",
+    ] {
+        let spec = parse_encoder(token).unwrap().unwrap();
+        let enc = spec.train(&sets, 42).unwrap();
+        assert_eq!(enc.dim_in(), dim);
+        assert_eq!(enc.dim_out(), spec.dim_out(dim));
+        let (codes, empty) = encode_sets(enc.as_ref(), &sets).unwrap();
+        assert_eq!(codes.len(), sets.len() * enc.dim_out());
+        assert_eq!(empty.len(), (0..sets.len()).filter(|i| i % 7 == 3).count());
+        assert!(codes.iter().all(|v| v.is_finite()));
+        // Deterministic for a seed.
+        let again = spec.train(&sets, 42).unwrap();
+        assert_eq!(
+            encode_sets(again.as_ref(), &sets).unwrap().0,
+            codes,
+            "{token}"
+        );
+    }
+    let bof = parse_encoder("BOF6")
+        .unwrap()
+        .unwrap()
+        .train(&sets, 1)
+        .unwrap();
+    let bof = bof.as_any().downcast_ref::<BofEncoder>().unwrap();
+    assert!(bof.idf.iter().all(|&w| w >= 0.0) && bof.idf.iter().any(|&w| w != 1.0));
+    let tiny =
+        DescriptorSets::new(VectorsRef::from_u8(&data[..2 * dim], dim).unwrap(), &[0, 2]).unwrap();
+    assert!(
+        parse_encoder("VLAD4")
+            .unwrap()
+            .unwrap()
+            .train(&tiny, 1)
+            .is_err()
+    );
+}
