@@ -11,6 +11,8 @@ pub mod distance;
 pub mod encode;
 pub mod error;
 pub mod exact;
+pub mod index;
+pub mod ivf;
 pub mod linalg;
 pub mod pca;
 pub mod kmeans;

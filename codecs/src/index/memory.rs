@@ -1,0 +1,262 @@
+//! [`MemoryIndex`]: an [`IndexModel`] plus inverted lists held in heap vectors (one
+//! `Vec` of codes and one of ids per list), and optionally the original vectors for
+//! exact re-ranking (`,RFlat`).
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+
+use super::model::{IndexModel, Quantizer, TrainOptions, validate_spec};
+use super::{SearchParams, VectorIndex};
+use crate::distance::l2_sqr;
+use crate::error::{CodecError, Result};
+use crate::spec::{IndexSpec, QuantizerSpec};
+use crate::topk::{Neighbor, TopK};
+use crate::vectors::VectorsRef;
+
+/// Queries prepared together (they share one coarse distance computation).
+const QUERY_BLOCK: usize = 32;
+
+/// One inverted list.
+#[derive(Debug, Clone, Default)]
+struct InvertedList {
+    codes: Vec<u8>,
+    ids: Vec<u64>,
+}
+
+/// Original vectors kept for re-ranking, by id.
+#[derive(Debug, Clone, Default)]
+struct RefineStore {
+    vectors: Vec<f32>,
+    row_of: HashMap<u64, usize>,
+}
+
+/// An in-memory index.
+#[derive(Debug, Clone)]
+pub struct MemoryIndex {
+    spec: IndexSpec,
+    dim: usize,
+    opts: TrainOptions,
+    model: Option<IndexModel>,
+    lists: Vec<InvertedList>,
+    refine: Option<RefineStore>,
+    len: usize,
+}
+
+impl MemoryIndex {
+    /// An empty index. `Flat` (no PCA, no IVF) is trained from the start.
+    pub fn new(spec: IndexSpec, dim: usize, opts: TrainOptions) -> Result<Self> {
+        validate_spec(&spec, dim)?;
+        let mut index = MemoryIndex {
+            refine: spec.refine_flat.then(RefineStore::default),
+            spec,
+            dim,
+            opts,
+            model: None,
+            lists: Vec::new(),
+            len: 0,
+        };
+        if index.spec.pca.is_none()
+            && index.spec.ivf.is_none()
+            && index.spec.quantizer == QuantizerSpec::Flat
+        {
+            let model = IndexModel::from_parts(&index.spec, dim, None, Quantizer::Flat, 0)?;
+            index.set_model(model);
+        }
+        Ok(index)
+    }
+
+    fn set_model(&mut self, model: IndexModel) {
+        self.lists = vec![InvertedList::default(); model.nlist()];
+        self.model = Some(model);
+    }
+
+    /// The trained model, if any.
+    pub fn model(&self) -> Option<&IndexModel> {
+        self.model.as_ref()
+    }
+
+    /// Sizes of the inverted lists.
+    pub fn list_sizes(&self) -> Vec<usize> {
+        self.lists.iter().map(|l| l.ids.len()).collect()
+    }
+
+    fn validate_search(&self, queries: &[f32], params: &SearchParams) -> Result<&IndexModel> {
+        let model = self.model.as_ref().ok_or(CodecError::NotTrained)?;
+        if params.k == 0 {
+            return Err(CodecError::InvalidParameter("k must be at least 1".into()));
+        }
+        if let Some(nlist) = self.spec.ivf {
+            if params.nprobe == 0 || params.nprobe > nlist {
+                return Err(CodecError::InvalidParameter(format!(
+                    "nprobe = {} is out of range (1..={nlist})",
+                    params.nprobe
+                )));
+            }
+        }
+        if params.rerank > 0 && self.refine.is_none() {
+            return Err(CodecError::InvalidParameter(format!(
+                "rerank = {} needs a refine stage (append ,RFlat to the spec {:?})",
+                params.rerank,
+                self.spec.to_string()
+            )));
+        }
+        if queries.len() % self.dim != 0 {
+            return Err(CodecError::DimensionMismatch {
+                expected: self.dim,
+                got: queries.len(),
+            });
+        }
+        if let Some(p) = queries.iter().position(|v| !v.is_finite()) {
+            return Err(CodecError::NonFinite { row: p / self.dim });
+        }
+        Ok(model)
+    }
+
+    /// Exhaustive `Flat`: blocked exact search over the single list.
+    fn search_flat(&self, queries: &[f32], k: usize) -> Result<Vec<Vec<Neighbor>>> {
+        let list = &self.lists[0];
+        let base = super::model::bytes_as_f32(&list.codes);
+        let mut res = crate::exact::knn_l2_f32(queries, &base, self.dim, k)?;
+        for row in &mut res {
+            for nb in row.iter_mut() {
+                nb.id = list.ids[nb.id as usize];
+            }
+            row.sort_by(crate::topk::neighbor_order);
+        }
+        Ok(res)
+    }
+
+    fn rerank(&self, query: &[f32], candidates: Vec<Neighbor>, k: usize) -> Vec<Neighbor> {
+        let Some(store) = &self.refine else {
+            return candidates;
+        };
+        let mut top = TopK::new(k);
+        for c in candidates {
+            if let Some(&row) = store.row_of.get(&c.id) {
+                let x = &store.vectors[row * self.dim..(row + 1) * self.dim];
+                top.push(c.id, l2_sqr(query, x));
+            }
+        }
+        top.into_sorted()
+    }
+}
+
+impl VectorIndex for MemoryIndex {
+    fn spec(&self) -> String {
+        self.spec.to_string()
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn is_trained(&self) -> bool {
+        self.model.is_some()
+    }
+
+    fn train(&mut self, data: &VectorsRef<'_>) -> Result<()> {
+        if self.len > 0 {
+            return Err(CodecError::InvalidParameter(
+                "cannot retrain an index that holds vectors".into(),
+            ));
+        }
+        let model = IndexModel::train(&self.spec, self.dim, data, &self.opts)?;
+        self.set_model(model);
+        Ok(())
+    }
+
+    fn add(&mut self, data: &VectorsRef<'_>, ids: &[u64]) -> Result<()> {
+        let model = self.model.as_ref().ok_or(CodecError::NotTrained)?;
+        if ids.len() != data.rows() {
+            return Err(CodecError::InvalidParameter(format!(
+                "{} ids for {} vectors",
+                ids.len(),
+                data.rows()
+            )));
+        }
+        let (list_of, codes) = model.encode(data)?;
+        let cs = model.code_size();
+        for (i, (&l, &id)) in list_of.iter().zip(ids).enumerate() {
+            let list = &mut self.lists[l as usize];
+            list.codes.extend_from_slice(&codes[i * cs..(i + 1) * cs]);
+            list.ids.push(id);
+        }
+        if let Some(store) = &mut self.refine {
+            let base = store.vectors.len() / self.dim;
+            store.vectors.extend(data.to_f32_vec(0, data.rows()));
+            for (i, &id) in ids.iter().enumerate() {
+                store.row_of.insert(id, base + i);
+            }
+        }
+        self.len += ids.len();
+        Ok(())
+    }
+
+    fn search(&self, queries: &[f32], params: &SearchParams) -> Result<Vec<Vec<Neighbor>>> {
+        let model = self.validate_search(queries, params)?;
+        if queries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let exhaustive_flat = self.spec.pca.is_none()
+            && self.spec.ivf.is_none()
+            && self.spec.quantizer == QuantizerSpec::Flat;
+        if exhaustive_flat && self.refine.is_none() {
+            return self.search_flat(queries, params.k);
+        }
+        let fetch = if params.rerank > 0 {
+            params.k.saturating_mul(params.rerank)
+        } else {
+            params.k
+        };
+        let blocks: Vec<Result<Vec<Vec<Neighbor>>>> = queries
+            .par_chunks(QUERY_BLOCK * self.dim)
+            .map(|block| {
+                let contexts = model.prepare_queries(block, params.nprobe)?;
+                let mut out = Vec::with_capacity(contexts.len());
+                for (qi, mut ctx) in contexts.into_iter().enumerate() {
+                    let mut top = TopK::new(fetch);
+                    let probes: Vec<u32> = ctx.probes().iter().map(|p| p.0).collect();
+                    for l in probes {
+                        let list = &self.lists[l as usize];
+                        model.scan_list(&mut ctx, l as usize, &list.codes, &list.ids, &mut top)?;
+                    }
+                    let found = top.into_sorted();
+                    out.push(if params.rerank > 0 {
+                        let q = &block[qi * self.dim..(qi + 1) * self.dim];
+                        self.rerank(q, found, params.k)
+                    } else {
+                        found
+                    });
+                }
+                Ok(out)
+            })
+            .collect();
+        let mut results = Vec::with_capacity(queries.len() / self.dim);
+        for b in blocks {
+            results.extend(b?);
+        }
+        Ok(results)
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn nlist(&self) -> Option<usize> {
+        self.spec.ivf
+    }
+
+    fn bytes(&self) -> usize {
+        let lists: usize = self
+            .lists
+            .iter()
+            .map(|l| l.codes.len() + l.ids.len() * 8)
+            .sum();
+        let refine = self
+            .refine
+            .as_ref()
+            .map_or(0, |r| r.vectors.len() * 4 + r.row_of.len() * 16);
+        lists + refine + self.model.as_ref().map_or(0, IndexModel::bytes)
+    }
+}

@@ -1,0 +1,507 @@
+//! The trained model of an index, immutable after training: optional pre-transform
+//! (PCA), optional coarse quantizer (IVF), and the vector quantizer (Flat or PQ). It
+//! encodes vectors into (list, code) pairs and scores the codes of one list for a
+//! prepared query, without knowing where the codes live (heap vectors here, memory-mapped
+//! segment files in the engine).
+
+use rayon::prelude::*;
+
+use super::pre::PreTransform;
+use crate::adc::{self, Scanner};
+use crate::distance::l2_sqr;
+use crate::error::{CodecError, Result};
+use crate::ivf::{CoarseQuantizer, PrecomputedTables};
+use crate::kmeans::KMeansParams;
+use crate::pq::ProductQuantizer;
+use crate::spec::{IndexSpec, QuantizerSpec};
+use crate::topk::TopK;
+use crate::vectors::VectorsRef;
+
+/// Rows converted and encoded per step by [`IndexModel::encode`].
+const ENCODE_CHUNK: usize = 65_536;
+
+/// Training knobs that are not part of the spec.
+#[derive(Debug, Clone)]
+pub struct TrainOptions {
+    /// k-means parameters (iterations, seed, subsampling) for IVF and PQ.
+    pub kmeans: KMeansParams,
+    /// Largest precomputed IVF-PQ table allowed, in bytes (0 disables the tables).
+    pub precomputed_table_budget: usize,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            kmeans: KMeansParams::default(),
+            precomputed_table_budget: 512 << 20,
+        }
+    }
+}
+
+/// The vector quantizer stored in the lists.
+#[derive(Debug, Clone)]
+pub enum Quantizer {
+    /// Raw `f32` vectors (little-endian bytes in the lists).
+    Flat,
+    /// Product-quantized codes (of the residual to the list centroid under IVF).
+    Pq(ProductQuantizer),
+}
+
+/// A trained index model.
+#[derive(Debug, Clone)]
+pub struct IndexModel {
+    spec: IndexSpec,
+    dim: usize,
+    pre: Option<PreTransform>,
+    coarse: Option<CoarseQuantizer>,
+    quantizer: Quantizer,
+    precomputed: Option<PrecomputedTables>,
+    scanner: Option<Scanner>,
+    warnings: Vec<String>,
+}
+
+/// Per-query state built by [`IndexModel::prepare_query`]: the transformed query, the
+/// lists to probe (with coarse distances), the query's tables, and scratch space for one
+/// list's table.
+#[derive(Debug, Clone)]
+pub struct QueryContext {
+    query: Vec<f32>,
+    probes: Vec<(u32, f32)>,
+    query_lut: Vec<f32>,
+    list_lut: Vec<f32>,
+}
+
+impl QueryContext {
+    /// The lists to scan, nearest first, with their squared coarse distances.
+    pub fn probes(&self) -> &[(u32, f32)] {
+        &self.probes
+    }
+
+    /// The query after the pre-transform.
+    pub fn query(&self) -> &[f32] {
+        &self.query
+    }
+}
+
+fn check_finite_rows(data: &[f32], dim: usize, first_row: usize) -> Result<()> {
+    match data.iter().position(|v| !v.is_finite()) {
+        Some(p) => Err(CodecError::NonFinite {
+            row: first_row + p / dim.max(1),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Views little-endian f32 bytes as floats without copying when aligned.
+pub(crate) fn bytes_as_f32(bytes: &[u8]) -> std::borrow::Cow<'_, [f32]> {
+    // SAFETY: every bit pattern is a valid f32 and `align_to` only yields a middle part
+    // that is correctly aligned; we use it only when there is no prefix or suffix.
+    let (pre, mid, post) = unsafe { bytes.align_to::<f32>() };
+    if pre.is_empty() && post.is_empty() && cfg!(target_endian = "little") {
+        std::borrow::Cow::Borrowed(mid)
+    } else {
+        std::borrow::Cow::Owned(
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        )
+    }
+}
+
+impl IndexModel {
+    /// Trains a model for `spec` on `data` (rows of `dim`).
+    pub fn train(
+        spec: &IndexSpec,
+        dim: usize,
+        data: &VectorsRef<'_>,
+        opts: &TrainOptions,
+    ) -> Result<Self> {
+        if data.dim() != dim {
+            return Err(CodecError::DimensionMismatch {
+                expected: dim,
+                got: data.dim(),
+            });
+        }
+        validate_spec(spec, dim)?;
+        if data.is_empty() {
+            return Err(CodecError::NotEnoughPoints {
+                what: "training".into(),
+                needed: 1,
+                got: 0,
+            });
+        }
+        let mut x = data.to_f32_vec(0, data.rows());
+        check_finite_rows(&x, dim, 0)?;
+        let mut warnings = Vec::new();
+        let pre = match &spec.pca {
+            Some(stage) => {
+                let p = PreTransform::fit(stage, &x, dim, opts.kmeans.seed)?;
+                x = p.apply(&x)?;
+                Some(p)
+            }
+            None => None,
+        };
+        let d = spec.inner_dim(dim);
+        let coarse = match spec.ivf {
+            Some(nlist) => {
+                let cq = CoarseQuantizer::train(&x, d, nlist, &opts.kmeans)?;
+                warnings.extend(cq.kmeans.warnings.iter().map(|w| format!("IVF: {w}")));
+                Some(cq)
+            }
+            None => None,
+        };
+        let quantizer = match spec.quantizer {
+            QuantizerSpec::Flat => Quantizer::Flat,
+            QuantizerSpec::Pq { m, nbits } => {
+                let mut pq = ProductQuantizer::new(d, m, nbits)?;
+                // Train on (a subsample of) the residuals.
+                let max_rows = pq.ksub * opts.kmeans.max_points_per_centroid;
+                let mut rng = crate::kmeans::SeededRng::new(opts.kmeans.seed ^ 0x5051);
+                let rows = rng.sample_indices(x.len() / d, max_rows);
+                let mut sample = Vec::with_capacity(rows.len() * d);
+                for &r in &rows {
+                    sample.extend_from_slice(&x[r * d..(r + 1) * d]);
+                }
+                if let Some(cq) = &coarse {
+                    subtract_centroids(cq, &mut sample)?;
+                }
+                pq.train(&sample, &opts.kmeans)?;
+                warnings.extend(pq.warnings.iter().cloned());
+                Quantizer::Pq(pq)
+            }
+        };
+        let mut model = IndexModel {
+            spec: spec.clone(),
+            dim,
+            pre,
+            coarse,
+            quantizer,
+            precomputed: None,
+            scanner: None,
+            warnings,
+        };
+        model.finish()?;
+        model.build_precomputed(opts.precomputed_table_budget)?;
+        Ok(model)
+    }
+
+    /// Assembles a model from already trained parts (e.g. loaded from disk).
+    pub fn from_parts(
+        spec: &IndexSpec,
+        dim: usize,
+        coarse: Option<CoarseQuantizer>,
+        quantizer: Quantizer,
+        precomputed_table_budget: usize,
+    ) -> Result<Self> {
+        validate_spec(spec, dim)?;
+        if spec.pca.is_some() {
+            return Err(CodecError::InvalidParameter(
+                "from_parts does not take PCA stages yet".into(),
+            ));
+        }
+        let mut model = IndexModel {
+            spec: spec.clone(),
+            dim,
+            pre: None,
+            coarse,
+            quantizer,
+            precomputed: None,
+            scanner: None,
+            warnings: Vec::new(),
+        };
+        model.finish()?;
+        model.build_precomputed(precomputed_table_budget)?;
+        Ok(model)
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        if let Quantizer::Pq(pq) = &self.quantizer {
+            self.scanner = Some(adc::scanner(pq.m, pq.ksub));
+        }
+        Ok(())
+    }
+
+    fn build_precomputed(&mut self, budget: usize) -> Result<()> {
+        if let (Some(cq), Quantizer::Pq(pq)) = (&self.coarse, &self.quantizer) {
+            if PrecomputedTables::bytes_needed(cq.nlist(), pq) <= budget {
+                self.precomputed = Some(PrecomputedTables::build(cq, pq)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The spec this model implements.
+    pub fn spec(&self) -> &IndexSpec {
+        &self.spec
+    }
+    /// Input dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+    /// Dimension after the pre-transform.
+    pub fn inner_dim(&self) -> usize {
+        self.spec.inner_dim(self.dim)
+    }
+    /// Number of inverted lists (1 for an exhaustive index).
+    pub fn nlist(&self) -> usize {
+        self.coarse.as_ref().map_or(1, CoarseQuantizer::nlist)
+    }
+    /// The coarse quantizer, if IVF.
+    pub fn coarse(&self) -> Option<&CoarseQuantizer> {
+        self.coarse.as_ref()
+    }
+    /// The vector quantizer.
+    pub fn quantizer(&self) -> &Quantizer {
+        &self.quantizer
+    }
+    /// True when the IVF-PQ precomputed tables are in use.
+    pub fn uses_precomputed_tables(&self) -> bool {
+        self.precomputed.is_some()
+    }
+    /// Warnings collected during training.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+    /// Bytes per stored vector in a list.
+    pub fn code_size(&self) -> usize {
+        match &self.quantizer {
+            Quantizer::Flat => self.inner_dim() * 4,
+            Quantizer::Pq(pq) => pq.code_size(),
+        }
+    }
+
+    /// Bytes of model parameters (PCA, centroids, codebooks, precomputed tables).
+    pub fn bytes(&self) -> usize {
+        let pre = self.pre.as_ref().map_or(0, PreTransform::bytes);
+        let coarse = self
+            .coarse
+            .as_ref()
+            .map_or(0, |c| c.kmeans.centroids.len() * 4);
+        let pq = match &self.quantizer {
+            Quantizer::Flat => 0,
+            Quantizer::Pq(pq) => pq.centroids.len() * 4,
+        };
+        pre + coarse
+            + pq
+            + self
+                .precomputed
+                .as_ref()
+                .map_or(0, PrecomputedTables::bytes)
+    }
+
+    /// Applies the pre-transform (if any) to contiguous rows of `dim`.
+    pub fn transform(&self, rows: &[f32]) -> Result<Vec<f32>> {
+        match &self.pre {
+            Some(p) => p.apply(rows),
+            None => Ok(rows.to_vec()),
+        }
+    }
+
+    /// Encodes every row of `data`: returns its list number and its code (`code_size`
+    /// bytes per row, concatenated). Errors on a dimension mismatch or a non-finite value.
+    pub fn encode(&self, data: &VectorsRef<'_>) -> Result<(Vec<u32>, Vec<u8>)> {
+        if data.dim() != self.dim {
+            return Err(CodecError::DimensionMismatch {
+                expected: self.dim,
+                got: data.dim(),
+            });
+        }
+        let n = data.rows();
+        let mut lists = Vec::with_capacity(n);
+        let mut codes = Vec::with_capacity(n * self.code_size());
+        let mut start = 0;
+        while start < n {
+            let count = ENCODE_CHUNK.min(n - start);
+            let raw = data.to_f32_vec(start, count);
+            check_finite_rows(&raw, self.dim, start)?;
+            let mut x = self.transform(&raw)?;
+            match &self.coarse {
+                Some(cq) => {
+                    let assign = cq.assign(&x)?;
+                    lists.extend(assign.iter().map(|a| a.0));
+                    if matches!(self.quantizer, Quantizer::Pq(_)) {
+                        let d = self.inner_dim();
+                        x.par_chunks_exact_mut(d).zip(&assign).for_each(|(row, a)| {
+                            for (v, c) in row.iter_mut().zip(cq.centroid(a.0 as usize)) {
+                                *v -= c;
+                            }
+                        });
+                    }
+                }
+                None => lists.extend(std::iter::repeat_n(0, count)),
+            }
+            match &self.quantizer {
+                Quantizer::Flat => codes.extend(x.iter().flat_map(|v| v.to_le_bytes())),
+                Quantizer::Pq(pq) => {
+                    let at = codes.len();
+                    codes.resize(at + count * pq.code_size(), 0);
+                    pq.encode_into(&x, &mut codes[at..])?;
+                }
+            }
+            start += count;
+        }
+        Ok((lists, codes))
+    }
+
+    /// Prepares one query (len `dim`) for scanning: transform, probe `nprobe` lists (the
+    /// single list 0 for an exhaustive index, where `nprobe` is ignored), build tables.
+    pub fn prepare_query(&self, query: &[f32], nprobe: usize) -> Result<QueryContext> {
+        if query.len() != self.dim {
+            return Err(CodecError::DimensionMismatch {
+                expected: self.dim,
+                got: query.len(),
+            });
+        }
+        let mut v = self.prepare_queries(query, nprobe)?;
+        v.pop().ok_or(CodecError::DimensionMismatch {
+            expected: self.dim,
+            got: 0,
+        })
+    }
+
+    /// [`prepare_query`](Self::prepare_query) for many queries (contiguous rows), sharing
+    /// the coarse distance computation.
+    pub fn prepare_queries(&self, queries: &[f32], nprobe: usize) -> Result<Vec<QueryContext>> {
+        if queries.is_empty() || queries.len() % self.dim != 0 {
+            return Err(CodecError::DimensionMismatch {
+                expected: self.dim,
+                got: queries.len(),
+            });
+        }
+        check_finite_rows(queries, self.dim, 0)?;
+        let x = self.transform(queries)?;
+        let d = self.inner_dim();
+        let probes = match &self.coarse {
+            Some(cq) => cq.probe(&x, nprobe)?,
+            None => vec![vec![(0, 0.0)]; x.len() / d],
+        };
+        x.chunks_exact(d)
+            .zip(probes)
+            .map(|(q, p)| self.context(q, p))
+            .collect()
+    }
+
+    fn context(&self, q: &[f32], probes: Vec<(u32, f32)>) -> Result<QueryContext> {
+        let mut ctx = QueryContext {
+            query: q.to_vec(),
+            probes,
+            query_lut: Vec::new(),
+            list_lut: Vec::new(),
+        };
+        if let Quantizer::Pq(pq) = &self.quantizer {
+            ctx.list_lut = vec![0.0; pq.lut_len()];
+            ctx.query_lut = vec![0.0; pq.lut_len()];
+            if self.coarse.is_none() {
+                pq.compute_lut_into(q, &mut ctx.query_lut)?;
+            } else if self.precomputed.is_some() {
+                pq.compute_ip_lut_into(q, -2.0, &mut ctx.query_lut)?;
+            }
+        }
+        Ok(ctx)
+    }
+
+    /// Scores the codes of list `list_no` (`ids.len()` codes of `code_size` bytes) for a
+    /// prepared query and offers them to `top` (squared L2 in the transformed space).
+    pub fn scan_list(
+        &self,
+        ctx: &mut QueryContext,
+        list_no: usize,
+        codes: &[u8],
+        ids: &[u64],
+        top: &mut TopK,
+    ) -> Result<()> {
+        if list_no >= self.nlist() {
+            return Err(CodecError::InvalidParameter(format!(
+                "list {list_no} out of range ({} lists)",
+                self.nlist()
+            )));
+        }
+        if codes.len() != ids.len() * self.code_size() {
+            return Err(CodecError::DimensionMismatch {
+                expected: ids.len() * self.code_size(),
+                got: codes.len(),
+            });
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        match &self.quantizer {
+            Quantizer::Flat => {
+                let d = self.inner_dim();
+                let vectors = bytes_as_f32(codes);
+                let mut threshold = top.threshold();
+                for (x, &id) in vectors.chunks_exact(d).zip(ids) {
+                    let dist = l2_sqr(&ctx.query, x);
+                    if dist <= threshold {
+                        top.push(id, dist);
+                        threshold = top.threshold();
+                    }
+                }
+                Ok(())
+            }
+            Quantizer::Pq(pq) => {
+                let scanner = self.scanner.unwrap_or_else(|| adc::scanner(pq.m, pq.ksub));
+                let Some(cq) = &self.coarse else {
+                    return scanner.scan(&ctx.query_lut, codes, ids, 0.0, top);
+                };
+                if let Some(tables) = &self.precomputed {
+                    let coarse_dis = match ctx.probes.iter().find(|p| p.0 as usize == list_no) {
+                        Some(p) => p.1,
+                        None => l2_sqr(&ctx.query, cq.centroid(list_no)),
+                    };
+                    for ((o, &t), &q) in ctx
+                        .list_lut
+                        .iter_mut()
+                        .zip(tables.list(list_no))
+                        .zip(&ctx.query_lut)
+                    {
+                        *o = t + q;
+                    }
+                    scanner.scan(&ctx.list_lut, codes, ids, coarse_dis, top)
+                } else {
+                    let residual: Vec<f32> = ctx
+                        .query
+                        .iter()
+                        .zip(cq.centroid(list_no))
+                        .map(|(q, c)| q - c)
+                        .collect();
+                    pq.compute_lut_into(&residual, &mut ctx.list_lut)?;
+                    scanner.scan(&ctx.list_lut, codes, ids, 0.0, top)
+                }
+            }
+        }
+    }
+}
+
+fn subtract_centroids(cq: &CoarseQuantizer, x: &mut [f32]) -> Result<()> {
+    let assign = cq.assign(x)?;
+    let d = cq.dim();
+    x.par_chunks_exact_mut(d).zip(&assign).for_each(|(row, a)| {
+        for (v, c) in row.iter_mut().zip(cq.centroid(a.0 as usize)) {
+            *v -= c;
+        }
+    });
+    Ok(())
+}
+
+/// Checks a spec against an input dimension (PCA size, PQ divisibility).
+pub fn validate_spec(spec: &IndexSpec, dim: usize) -> Result<()> {
+    if dim == 0 {
+        return Err(CodecError::InvalidParameter(
+            "dimension must be at least 1".into(),
+        ));
+    }
+    if let Some(p) = spec.pca {
+        if p.d_out > dim {
+            return Err(CodecError::InvalidParameter(format!(
+                "PCA output dimension {} exceeds the input dimension {dim}",
+                p.d_out
+            )));
+        }
+    }
+    if let QuantizerSpec::Pq { m, nbits } = spec.quantizer {
+        ProductQuantizer::new(spec.inner_dim(dim), m, nbits)?;
+    }
+    Ok(())
+}

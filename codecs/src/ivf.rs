@@ -1,0 +1,261 @@
+//! The inverted-file (IVF) coarse quantizer: `nlist` k-means centroids partition the
+//! space, every vector lives in the list of its nearest centroid, and a query probes its
+//! `nprobe` nearest lists. Also the FAISS-style precomputed tables for IVF-PQ.
+//!
+//! With residual PQ, the squared distance from query `q` to a vector stored in list `l`
+//! as centroid `c` plus PQ reconstruction `r = (r_1 … r_m)` splits into
+//! `‖q − c‖² + Σ_sq (‖r_sq‖² + 2⟨c_sq, r_sq⟩) − 2 Σ_sq ⟨q_sq, r_sq⟩`. The middle term is
+//! query-independent: [`PrecomputedTables`] stores it per (list, sub-quantizer, code),
+//! so a probed list costs one table add instead of a full table build.
+
+use rayon::prelude::*;
+
+use crate::error::{CodecError, Result};
+use crate::exact;
+use crate::kmeans::{KMeans, KMeansParams};
+use crate::pq::ProductQuantizer;
+
+/// Queries whose coarse distances are computed together (one distance-matrix call).
+const PROBE_BLOCK: usize = 64;
+
+/// Per query, the probed lists with their squared coarse distances, nearest first.
+pub type Probes = Vec<Vec<(u32, f32)>>;
+
+/// The coarse quantizer of an IVF index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CoarseQuantizer {
+    /// The `nlist` centroids.
+    pub kmeans: KMeans,
+}
+
+impl CoarseQuantizer {
+    /// Trains `nlist` lists on `data` (contiguous rows of `dim`). Errors when `nlist` is
+    /// zero or larger than the number of training points.
+    pub fn train(data: &[f32], dim: usize, nlist: usize, params: &KMeansParams) -> Result<Self> {
+        if nlist == 0 {
+            return Err(CodecError::InvalidParameter("IVF needs nlist >= 1".into()));
+        }
+        let n = data.len() / dim.max(1);
+        if nlist > n {
+            return Err(CodecError::NotEnoughPoints {
+                what: format!("IVF with {nlist} lists"),
+                needed: nlist,
+                got: n,
+            });
+        }
+        Ok(CoarseQuantizer {
+            kmeans: KMeans::train(data, dim, nlist, params)?,
+        })
+    }
+
+    /// Wraps existing centroids (`nlist × dim`).
+    pub fn from_centroids(centroids: Vec<f32>, dim: usize) -> Result<Self> {
+        Ok(CoarseQuantizer {
+            kmeans: KMeans::from_centroids(centroids, dim)?,
+        })
+    }
+
+    /// Number of lists.
+    pub fn nlist(&self) -> usize {
+        self.kmeans.k
+    }
+
+    /// Vector dimension.
+    pub fn dim(&self) -> usize {
+        self.kmeans.dim
+    }
+
+    /// Centroid of list `l`.
+    pub fn centroid(&self, l: usize) -> &[f32] {
+        self.kmeans.centroid(l)
+    }
+
+    /// The list (and squared distance to its centroid) of every row of `data`.
+    pub fn assign(&self, data: &[f32]) -> Result<Vec<(u32, f32)>> {
+        self.kmeans.assign(data)
+    }
+
+    /// The `nprobe` nearest lists of every query (contiguous rows), nearest first, each
+    /// with its squared coarse distance. Errors on `nprobe` of 0 or above `nlist`.
+    pub fn probe(&self, queries: &[f32], nprobe: usize) -> Result<Probes> {
+        let dim = self.dim();
+        let nlist = self.nlist();
+        if nprobe == 0 || nprobe > nlist {
+            return Err(CodecError::InvalidParameter(format!(
+                "nprobe = {nprobe} is out of range (1..={nlist})"
+            )));
+        }
+        if queries.len() % dim != 0 {
+            return Err(CodecError::DimensionMismatch {
+                expected: dim,
+                got: queries.len(),
+            });
+        }
+        let blocks: Vec<Result<Probes>> = queries
+            .par_chunks(PROBE_BLOCK * dim)
+            .map(|block| {
+                let nq = block.len() / dim;
+                let mut dist = vec![0.0f32; nq * nlist];
+                exact::l2_sqr_matrix(block, &self.kmeans.centroids, dim, &mut dist)?;
+                Ok(dist
+                    .chunks_exact(nlist)
+                    .map(|row| smallest(row, nprobe))
+                    .collect())
+            })
+            .collect();
+        let mut out = Vec::with_capacity(queries.len() / dim);
+        for b in blocks {
+            out.extend(b?);
+        }
+        Ok(out)
+    }
+}
+
+/// The `n` smallest entries of `row` as (index, value), ascending (ties by index).
+/// Keeps a sorted buffer and rejects most entries with one comparison.
+pub fn smallest(row: &[f32], n: usize) -> Vec<(u32, f32)> {
+    let n = n.min(row.len());
+    let mut best: Vec<(u32, f32)> = Vec::with_capacity(n + 1);
+    let mut worst = f32::INFINITY;
+    for (i, &d) in row.iter().enumerate() {
+        if d.is_nan() || (best.len() == n && d >= worst) {
+            continue;
+        }
+        let pos = best.partition_point(|b| b.1 <= d);
+        best.insert(pos, (i as u32, d));
+        if best.len() > n {
+            best.pop();
+        }
+        if best.len() == n {
+            worst = best[n - 1].1;
+        }
+    }
+    best
+}
+
+/// Query-independent IVF-PQ terms `‖r‖² + 2⟨c, r⟩` per (list, sub-quantizer, code).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrecomputedTables {
+    lut_len: usize,
+    table: Vec<f32>,
+}
+
+impl PrecomputedTables {
+    /// Bytes the tables take for `nlist` lists and this quantizer.
+    pub fn bytes_needed(nlist: usize, pq: &ProductQuantizer) -> usize {
+        nlist.saturating_mul(pq.lut_len()).saturating_mul(4)
+    }
+
+    /// Builds the tables (parallel over lists).
+    pub fn build(coarse: &CoarseQuantizer, pq: &ProductQuantizer) -> Result<Self> {
+        if coarse.dim() != pq.dim {
+            return Err(CodecError::DimensionMismatch {
+                expected: pq.dim,
+                got: coarse.dim(),
+            });
+        }
+        let lut_len = pq.lut_len();
+        let norms = pq.centroid_norms();
+        let mut table = vec![0.0f32; coarse.nlist() * lut_len];
+        let results: Vec<Result<()>> = table
+            .par_chunks_mut(lut_len)
+            .enumerate()
+            .map(|(l, t)| {
+                pq.compute_ip_lut_into(coarse.centroid(l), 2.0, t)?;
+                for (v, n) in t.iter_mut().zip(&norms) {
+                    *v += n;
+                }
+                Ok(())
+            })
+            .collect();
+        results.into_iter().collect::<Result<()>>()?;
+        Ok(PrecomputedTables { lut_len, table })
+    }
+
+    /// The table of list `l` (`m × ksub`).
+    pub fn list(&self, l: usize) -> &[f32] {
+        &self.table[l * self.lut_len..(l + 1) * self.lut_len]
+    }
+
+    /// Memory used, in bytes.
+    pub fn bytes(&self) -> usize {
+        self.table.len() * 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::distance::l2_sqr;
+    use crate::kmeans::tests::blobs;
+
+    #[test]
+    fn smallest_is_sorted_and_exact() {
+        let row = [5.0, 1.0, 3.0, 1.0, 0.5, 9.0, 2.0];
+        assert_eq!(smallest(&row, 3), vec![(4, 0.5), (1, 1.0), (3, 1.0)]);
+        assert_eq!(smallest(&row, 10).len(), 7);
+    }
+
+    #[test]
+    fn probe_matches_brute_force_and_validates() {
+        let data = blobs(8, 50, 6, 2);
+        let cq = CoarseQuantizer::train(&data, 6, 16, &KMeansParams::default()).unwrap();
+        let q = &data[..6 * 70];
+        let probes = cq.probe(q, 4).unwrap();
+        for (i, p) in probes.iter().enumerate() {
+            let mut all: Vec<(u32, f32)> = (0..16)
+                .map(|l| (l as u32, l2_sqr(&q[i * 6..(i + 1) * 6], cq.centroid(l))))
+                .collect();
+            all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+            assert_eq!(p.len(), 4);
+            for (a, b) in p.iter().zip(&all) {
+                assert!((a.1 - b.1).abs() <= 1e-2 * b.1.max(1.0));
+            }
+        }
+        assert!(cq.probe(q, 0).is_err());
+        assert!(cq.probe(q, 17).is_err());
+        assert!(CoarseQuantizer::train(&data[..60], 6, 11, &KMeansParams::default()).is_err());
+    }
+
+    #[test]
+    fn precomputed_terms_give_exact_residual_distances() {
+        let dim = 8;
+        let data = blobs(10, 60, dim, 4);
+        let cq = CoarseQuantizer::train(&data, dim, 4, &KMeansParams::default()).unwrap();
+        let assign = cq.assign(&data).unwrap();
+        let mut resid = data.clone();
+        for (r, a) in resid.chunks_exact_mut(dim).zip(&assign) {
+            for (v, c) in r.iter_mut().zip(cq.centroid(a.0 as usize)) {
+                *v -= c;
+            }
+        }
+        let mut pq = ProductQuantizer::new(dim, 4, 5).unwrap();
+        pq.train(&resid, &KMeansParams::default()).unwrap();
+        let tables = PrecomputedTables::build(&cq, &pq).unwrap();
+        let codes = pq.encode(&resid).unwrap();
+        let q = &data[3 * dim..4 * dim];
+        let mut qlut = vec![0.0; pq.lut_len()];
+        pq.compute_ip_lut_into(q, -2.0, &mut qlut).unwrap();
+        for i in 0..20 {
+            let l = assign[i].0 as usize;
+            let coarse = l2_sqr(q, cq.centroid(l));
+            let code = &codes[i * 4..(i + 1) * 4];
+            let t = tables.list(l);
+            let adc: f32 = coarse
+                + code
+                    .iter()
+                    .enumerate()
+                    .map(|(s, &c)| t[s * 32 + c as usize] + qlut[s * 32 + c as usize])
+                    .sum::<f32>();
+            let mut recon = pq.decode(code).unwrap();
+            for (v, c) in recon.iter_mut().zip(cq.centroid(l)) {
+                *v += c;
+            }
+            let want = l2_sqr(q, &recon);
+            assert!(
+                (adc - want).abs() <= 1e-2 * want.max(1.0),
+                "{adc} vs {want}"
+            );
+        }
+    }
+}
