@@ -16,7 +16,11 @@ pub enum CodecError {
     DimensionMismatch { expected: usize, got: usize },
     /// Training needs more points than were given (e.g. fewer points than centroids).
     #[error("not enough training points: {what} needs at least {needed}, got {got}")]
-    NotEnoughPoints { what: String, needed: usize, got: usize },
+    NotEnoughPoints {
+        what: String,
+        needed: usize,
+        got: usize,
+    },
     /// A vector holds NaN or an infinite component.
     #[error("vector {row} has a non-finite component (NaN or infinity)")]
     NonFinite { row: usize },

@@ -68,7 +68,14 @@ impl<'a> VectorsRef<'a> {
                 )));
             }
         }
-        Ok(VectorsRef { bytes, rows, dim, offset, stride, elem })
+        Ok(VectorsRef {
+            bytes,
+            rows,
+            dim,
+            offset,
+            stride,
+            elem,
+        })
     }
 
     /// A contiguous `f32` matrix viewed through this type.
