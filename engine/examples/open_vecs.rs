@@ -3,6 +3,7 @@
 //!
 //! `cargo run --release -p vladdb --example open_vecs -- ../shared/data/debian-sift/base.bvecs`
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -22,7 +23,10 @@ fn main() -> ExitCode {
         }
     };
     let opened = start.elapsed();
-    println!(
+    let mut out = std::io::stdout().lock();
+    // Printing errors (e.g. a closed pipe) are ignored rather than panicking.
+    let _ = writeln!(
+        out,
         "{}: {} rows x {} ({:?}), opened in {:.1} ms",
         path,
         file.rows(),
@@ -38,7 +42,8 @@ fn main() -> ExitCode {
         vectors.row_f32_into(i, &mut row);
         checksum += row.iter().map(|&v| f64::from(v)).sum::<f64>();
     }
-    println!(
+    let _ = writeln!(
+        out,
         "scanned all rows as f32 in {:.1} ms (sum of components {checksum})",
         start.elapsed().as_secs_f64() * 1e3
     );
