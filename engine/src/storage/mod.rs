@@ -33,5 +33,5 @@ pub use error::{StorageError, StorageResult};
 pub use fs::FsStorage;
 pub use manifest::{MANIFEST_FILE, Manifest, SegmentEntry};
 pub use memory::{Fault, MemStorage};
-pub use segment::{SectionSpec, Segment, SegmentWriter};
+pub use segment::{SectionInfo, SectionSpec, Segment, SegmentWriter, write_segment};
 pub use wal::{WalRecord, WalWriter};
