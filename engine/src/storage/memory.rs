@@ -1,7 +1,8 @@
 //! [`MemStorage`]: an in-memory [`Storage`] that simulates a disk for tests, with fault
 //! injection (fail or tear the Nth write, fail the Nth fsync, directory fsync or rename) and
 //! two kinds of crash: a *power loss* ([`MemStorage::crash_power_loss`]) keeps only what was
-//! fsynced (file contents at their last `sync`, names at the last `sync_dir`), a *process
+//! fsynced (file contents at their last `sync`, names at the last `sync_dir`; a variant
+//! keeps a random torn prefix of unsynced appends), a *process
 //! kill* ([`MemStorage::crash_process`]) keeps everything written (the page cache survives)
 //! but invalidates every handle and releases the lock.
 
@@ -197,6 +198,37 @@ impl MemStorage {
         disk.names = disk.durable_names.clone();
         for inode in disk.inodes.values_mut() {
             inode.data = inode.synced.clone();
+        }
+        disk.collect_garbage();
+        self.restart(&mut disk)
+    }
+
+    /// Simulates a power loss during which the disk wrote *part* of what was pending: each
+    /// file keeps its fsynced content plus, when it was appended to since its last `sync`, a
+    /// pseudo-random prefix (chosen from `seed`) of the appended bytes — a torn tail.
+    /// Directory changes not fsynced are lost, as in [`MemStorage::crash_power_loss`].
+    pub fn crash_power_loss_torn(&self, seed: u64) -> MemStorage {
+        let mut disk = self.disk.lock();
+        disk.names = disk.durable_names.clone();
+        let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut ids: Vec<u64> = disk.inodes.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let Some(inode) = disk.inodes.get_mut(&id) else {
+                continue;
+            };
+            let appended =
+                inode.data.len() > inode.synced.len() && inode.data.starts_with(&inode.synced);
+            if appended {
+                let extra = inode.data.len() - inode.synced.len();
+                let keep = inode.synced.len() + (state % (extra as u64 + 1)) as usize;
+                inode.data.truncate(keep);
+            } else {
+                inode.data = inode.synced.clone();
+            }
         }
         disk.collect_garbage();
         self.restart(&mut disk)

@@ -103,3 +103,78 @@ proptest! {
         parse_all(&file);
     }
 }
+
+fn arb_record() -> impl Strategy<Value = WalRecord> {
+    prop_oneof![
+        (
+            any::<u64>(),
+            proptest::collection::vec(any::<u8>(), 0..64),
+            proptest::option::of(".{0,12}")
+        )
+            .prop_map(|(id, vector, name)| WalRecord::Add { id, vector, name }),
+        any::<u64>().prop_map(|id| WalRecord::Delete { id }),
+        any::<u64>().prop_map(|seq| WalRecord::Commit { seq }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn wal_records_round_trip(records in proptest::collection::vec(arb_record(), 0..20)) {
+        let storage = MemStorage::new();
+        let mut wal = WalWriter::create(&storage, 9).unwrap();
+        for r in &records {
+            wal.append(r).unwrap();
+        }
+        wal.append(&WalRecord::Commit { seq: u64::MAX }).unwrap();
+        wal.sync().unwrap();
+        let bytes = storage.read(&wal_file_name(9)).unwrap();
+        let recovery = read_wal(&bytes, Path::new("w"), Some(9)).unwrap();
+        prop_assert_eq!(&recovery.records[..records.len()], records.as_slice());
+        prop_assert_eq!(recovery.committed_len, bytes.len() as u64);
+    }
+
+    #[test]
+    fn segments_round_trip(sections in proptest::collection::vec(
+        proptest::collection::vec(any::<u8>(), 0..200), 0..6)
+    ) {
+        let storage = MemStorage::new();
+        let names: Vec<String> = (0..sections.len()).map(|i| format!("s{i}")).collect();
+        let input: Vec<(SectionSpec, &[u8])> = sections
+            .iter()
+            .zip(&names)
+            .map(|(bytes, name)| (SectionSpec::of::<u8>(name, bytes.len() as u64), bytes.as_slice()))
+            .collect();
+        write_segment(&storage, "p.vseg", 3, &input).unwrap();
+        let seg = Segment::open(&storage, "p.vseg", true).unwrap();
+        for (bytes, name) in sections.iter().zip(&names) {
+            prop_assert_eq!(seg.bytes_of(name).unwrap(), bytes.as_slice());
+            prop_assert_eq!(seg.section(name).unwrap().offset % 64, 0);
+        }
+    }
+
+    #[test]
+    fn tombstones_round_trip(rows in 0u64..700, marks in proptest::collection::vec(any::<u64>(), 0..50)) {
+        let mut t = Tombstones::new(rows).unwrap();
+        for m in marks {
+            if rows > 0 {
+                t.insert(m % rows).unwrap();
+            }
+        }
+        let (segment, back) = Tombstones::decode(&t.encode(4), Path::new("d"), Some((4, rows))).unwrap();
+        prop_assert_eq!(segment, 4);
+        prop_assert_eq!(back, t);
+    }
+}
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Segment>();
+    check::<MemStorage>();
+    check::<super::super::FsStorage>();
+    check::<super::super::DirLock>();
+    check::<Tombstones>();
+    check::<Manifest>();
+}

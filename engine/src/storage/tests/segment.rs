@@ -234,3 +234,17 @@ fn large_random_sections_round_trip() {
     assert_eq!(seg.bytes_of("a").unwrap(), &data[..100]);
     assert_eq!(seg.bytes_of("big").unwrap(), data.as_slice());
 }
+
+#[test]
+fn truncated_file_on_disk_is_an_error_not_a_sigbus() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FsStorage::create_dir(dir.path()).unwrap();
+    write_sample(&storage, "seg.vseg");
+    let full = std::fs::read(dir.path().join("seg.vseg")).unwrap();
+    for len in [0, 1, 64, 100, 4096.min(full.len() - 1), full.len() - 1] {
+        std::fs::write(dir.path().join("cut.vseg"), &full[..len]).unwrap();
+        let err = Segment::open(&storage, "cut.vseg", true).unwrap_err();
+        assert!(err.is_corrupt(), "len {len}: {err}");
+        assert!(err.to_string().contains("cut.vseg"), "{err}");
+    }
+}
