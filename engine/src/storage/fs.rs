@@ -186,7 +186,6 @@ impl Storage for FsStorage {
             .map_err(|e| StorageError::io(&path, e))?;
         // An advisory flock-style lock on the open file description, released when the
         // file is closed (also when the process dies, so a crash never leaves it held).
-        #[allow(clippy::incompatible_msrv)] // File::try_lock is stable since Rust 1.89.
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => return Err(StorageError::Locked { path }),
