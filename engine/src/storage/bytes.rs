@@ -183,7 +183,7 @@ pub fn cast_slice<'a, T: Pod>(bytes: &'a [u8], path: &Path, what: &str) -> Stora
             path.display()
         )));
     }
-    if bytes.len() % size != 0 {
+    if !bytes.len().is_multiple_of(size) {
         return Err(StorageError::corrupt(
             path,
             format!(
@@ -192,7 +192,7 @@ pub fn cast_slice<'a, T: Pod>(bytes: &'a [u8], path: &Path, what: &str) -> Stora
             ),
         ));
     }
-    if (bytes.as_ptr() as usize) % std::mem::align_of::<T>() != 0 {
+    if !(bytes.as_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()) {
         return Err(StorageError::corrupt(
             path,
             format!("{what}: data is not aligned for {size}-byte elements"),

@@ -123,3 +123,43 @@ fn names_are_validated() {
         assert!(validate_name(bad).is_err(), "{bad:?}");
     }
 }
+
+/// Run as a child process by `fs_lock_excludes_a_second_process`: tries to take the lock of
+/// the directory in `VLADDB_LOCK_TEST_DIR` and reports the outcome through its exit code.
+#[test]
+#[ignore = "helper run as a child process by another test"]
+fn lock_child_process() {
+    let Ok(dir) = std::env::var("VLADDB_LOCK_TEST_DIR") else {
+        return;
+    };
+    let storage = FsStorage::open(dir).unwrap();
+    match storage.lock() {
+        Ok(_) => std::process::exit(10),
+        Err(StorageError::Locked { .. }) => std::process::exit(11),
+        Err(_) => std::process::exit(12),
+    }
+}
+
+#[test]
+fn fs_lock_excludes_a_second_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = FsStorage::create_dir(dir.path()).unwrap();
+    let child = || {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "storage::tests::directory::lock_child_process",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("VLADDB_LOCK_TEST_DIR", dir.path())
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    let guard = storage.lock().unwrap();
+    assert_eq!(child(), Some(11), "a second process must see the lock");
+    drop(guard);
+    assert_eq!(child(), Some(10), "the lock is free again");
+}
