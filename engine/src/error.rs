@@ -34,6 +34,9 @@ pub enum Error {
     /// A storage file is damaged (bad checksum, inconsistent header, ...).
     #[error("{}: corrupt: {reason}", path.display())]
     Corrupt { path: PathBuf, reason: String },
+    /// An error from the storage layer (I/O, corruption, lock, poisoned writer, ...).
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
     /// A parameter given by the caller is invalid.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

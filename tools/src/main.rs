@@ -3,6 +3,7 @@
 //! Every error is printed as one line on stderr and the process exits with status 1.
 
 mod bench;
+mod db_cmds;
 mod demo;
 mod metrics;
 mod progress;
@@ -34,6 +35,22 @@ enum Command {
     Bench(bench::BenchArgs),
     /// The one-command tour: build and search an index on the bundled sample.
     Demo(demo::DemoArgs),
+    /// Create a new, empty database directory for an index spec and dimension.
+    Create(db_cmds::CreateArgs),
+    /// Train the database's model (PCA, coarse quantizer, PQ codebooks) on a vector file.
+    Train(db_cmds::TrainArgs),
+    /// Add vectors from a file (ids = row number + --start-id); commits at the end.
+    Add(db_cmds::AddArgs),
+    /// Delete ids (e.g. `--ids 1,5,10..20`, ranges inclusive); commits at the end.
+    Delete(db_cmds::DeleteArgs),
+    /// Search the database with the vectors of a file.
+    Search(db_cmds::SearchArgs),
+    /// Counts, sizes and list balance of a database.
+    Stats(db_cmds::DbArgs),
+    /// Merge all segments into one, dropping deleted rows.
+    Compact(db_cmds::DbArgs),
+    /// Check every checksum and invariant; exit 1 naming the first problem.
+    Verify(db_cmds::DbArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +73,14 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Bench(args) => bench::run(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Create(a) => db_cmds::create(&a),
+        Command::Train(a) => db_cmds::train(&a),
+        Command::Add(a) => db_cmds::add(&a),
+        Command::Delete(a) => db_cmds::delete(&a),
+        Command::Search(a) => db_cmds::search(&a),
+        Command::Stats(a) => db_cmds::stats(&a),
+        Command::Compact(a) => db_cmds::compact(&a),
+        Command::Verify(a) => db_cmds::verify(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -31,8 +31,3 @@ fn draw_target() -> ProgressDrawTarget {
         ProgressDrawTarget::hidden()
     }
 }
-
-/// True when progress and chatter should go to stderr (a human is watching).
-pub fn interactive() -> bool {
-    std::io::stderr().is_terminal()
-}

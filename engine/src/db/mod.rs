@@ -1,0 +1,329 @@
+//! The database: a directory holding a manifest, a model file, immutable memory-mapped
+//! segments with their deletes files, and a write-ahead log; the public API users link
+//! against (`create`, `open`, `train`, `add`, `delete`, `upsert`, `commit`, `search`,
+//! `compact`, `stats`, `verify`).
+//!
+//! Concurrency: every query takes a [`Snapshot`] (an `Arc` of the live parts) and never
+//! holds a lock while it scans; writers serialise on one mutex and publish a new snapshot
+//! when they are done, so readers never block writers or compaction.
+//!
+//! Durability (see `docs/architecture.md`): `add`, `delete` and `upsert` return after
+//! their records and a commit marker are fsynced to the log; `commit` (and the automatic
+//! flush) writes the buffered rows to a new segment and publishes a new manifest.
+
+mod model_file;
+mod part;
+mod recover;
+mod search;
+mod segment;
+mod stats;
+mod write;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use vladdb_codecs::index::IndexModel;
+use vladdb_codecs::spec::IndexSpec;
+
+use crate::error::{Error, Result};
+use crate::storage::{DirLock, FsStorage, MANIFEST_FILE, Manifest, SharedStorage, WalWriter};
+
+pub use part::{OwnedPart, PartView};
+pub use search::Hit;
+pub use segment::SegmentHandle;
+pub use stats::{ListBalance, Stats, VerifyReport};
+
+/// Tuning knobs of an open database.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Buffered rows that trigger an automatic flush to a new segment.
+    pub flush_rows: usize,
+    /// Compact automatically after a commit when there are more segments than this.
+    pub max_segments: usize,
+    /// Compact automatically after a commit when more than this fraction of the stored
+    /// rows is deleted.
+    pub max_deleted_fraction: f64,
+    /// Largest precomputed IVF-PQ table, in bytes, built at training time.
+    pub precomputed_table_budget: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            flush_rows: 1 << 20,
+            max_segments: 16,
+            max_deleted_fraction: 0.25,
+            precomputed_table_budget: 256 << 20,
+        }
+    }
+}
+
+/// What a query sees: the model and the live parts at one moment.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub(crate) model: Option<Arc<IndexModel>>,
+    pub(crate) segments: Vec<Arc<SegmentHandle>>,
+    pub(crate) buffer: Vec<BufferChunk>,
+}
+
+/// One add's rows, waiting in memory (and in the log) for the next commit.
+#[derive(Debug, Clone)]
+pub struct BufferChunk {
+    pub(crate) part: Arc<OwnedPart>,
+    /// Ids of this chunk deleted since it was added.
+    pub(crate) deleted: Arc<HashSet<u64>>,
+}
+
+/// The writer's state, guarded by one mutex.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    pub manifest: Manifest,
+    pub wal: Option<WalWriter>,
+    pub commit_seq: u64,
+}
+
+/// An open vladdb database.
+#[derive(Debug)]
+pub struct Database {
+    storage: SharedStorage,
+    path: PathBuf,
+    spec: IndexSpec,
+    spec_text: String,
+    dim: usize,
+    options: Options,
+    read_only: bool,
+    state: RwLock<Arc<Snapshot>>,
+    writer: Mutex<Writer>,
+    _lock: Option<DirLock>,
+}
+
+/// Manifest property keys.
+const PROP_DIM: &str = "dim";
+const PROP_SPEC: &str = "spec";
+
+impl Database {
+    /// Creates a new, empty database at `path` (a new or empty directory) for vectors of
+    /// `dim` with index `spec`. The directory is locked for writing.
+    pub fn create(path: impl AsRef<Path>, spec: &str, dim: usize) -> Result<Database> {
+        Self::create_with(path, spec, dim, Options::default())
+    }
+
+    /// [`Database::create`] with explicit options.
+    pub fn create_with(
+        path: impl AsRef<Path>,
+        spec: &str,
+        dim: usize,
+        options: Options,
+    ) -> Result<Database> {
+        let path = path.as_ref();
+        if dim == 0 {
+            return Err(Error::InvalidArgument(
+                "the dimension must be at least 1".into(),
+            ));
+        }
+        let parsed = IndexSpec::parse(spec)?;
+        vladdb_codecs::index::validate_spec(&parsed, dim)?;
+        if path.exists() {
+            let entries = std::fs::read_dir(path)
+                .map_err(|e| Error::io(path, e))?
+                .count();
+            if entries > 0 {
+                return Err(Error::InvalidArgument(format!(
+                    "{}: the directory is not empty; create a database in a new directory",
+                    path.display()
+                )));
+            }
+        }
+        let storage: SharedStorage = Arc::new(FsStorage::create_dir(path)?);
+        Self::create_in(storage, path, spec, dim, options)
+    }
+
+    /// Creates a database on any [`Storage`] (used by the fault-injection tests).
+    pub fn create_in(
+        storage: SharedStorage,
+        path: &Path,
+        spec: &str,
+        dim: usize,
+        options: Options,
+    ) -> Result<Database> {
+        let parsed = IndexSpec::parse(spec)?;
+        vladdb_codecs::index::validate_spec(&parsed, dim)?;
+        if storage.exists(MANIFEST_FILE)? {
+            return Err(Error::InvalidArgument(format!(
+                "{}: already a vladdb database",
+                path.display()
+            )));
+        }
+        let lock = storage.lock()?;
+        let mut manifest = Manifest {
+            generation: 0,
+            wal_generation: 1,
+            next_segment_id: 1,
+            next_file_number: 1,
+            ..Manifest::default()
+        };
+        manifest.set_property(PROP_DIM, &dim.to_string());
+        manifest.set_property(PROP_SPEC, &parsed.to_string());
+        let wal = WalWriter::create(storage.as_ref(), 1)?;
+        manifest.generation = 1;
+        manifest.publish(storage.as_ref())?;
+        Ok(Database {
+            storage,
+            path: path.to_path_buf(),
+            spec_text: parsed.to_string(),
+            spec: parsed,
+            dim,
+            options,
+            read_only: false,
+            state: RwLock::new(Arc::new(Snapshot::default())),
+            writer: Mutex::new(Writer {
+                manifest,
+                wal: Some(wal),
+                commit_seq: 0,
+            }),
+            _lock: Some(lock),
+        })
+    }
+
+    /// Opens an existing database for reading and writing (takes the writer lock, replays
+    /// the log, removes files no manifest names).
+    pub fn open(path: impl AsRef<Path>) -> Result<Database> {
+        Self::open_with(path, Options::default())
+    }
+
+    /// [`Database::open`] with explicit options.
+    pub fn open_with(path: impl AsRef<Path>, options: Options) -> Result<Database> {
+        let path = path.as_ref();
+        let storage: SharedStorage = Arc::new(open_storage(path)?);
+        Self::open_in(storage, path, options, false)
+    }
+
+    /// Opens an existing database for reading only: no lock, nothing written; searches see
+    /// the last published manifest plus the committed records of the log.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Database> {
+        let path = path.as_ref();
+        let storage: SharedStorage = Arc::new(open_storage(path)?);
+        Self::open_in(storage, path, Options::default(), true)
+    }
+
+    /// Opens a database on any [`Storage`].
+    pub fn open_in(
+        storage: SharedStorage,
+        path: &Path,
+        options: Options,
+        read_only: bool,
+    ) -> Result<Database> {
+        Self::open_impl(storage, path, options, read_only, false)
+    }
+
+    /// Opens; `verify` checks every checksum of every file while loading.
+    pub(crate) fn open_impl(
+        storage: SharedStorage,
+        path: &Path,
+        options: Options,
+        read_only: bool,
+        verify: bool,
+    ) -> Result<Database> {
+        if !storage.exists(MANIFEST_FILE)? {
+            return Err(Error::InvalidArgument(format!(
+                "{}: not a vladdb database (no {MANIFEST_FILE})",
+                path.display()
+            )));
+        }
+        let lock = if read_only {
+            None
+        } else {
+            Some(storage.lock()?)
+        };
+        let manifest = Manifest::load(storage.as_ref())?;
+        let manifest_path = storage.path_of(MANIFEST_FILE);
+        let corrupt = |reason: String| Error::Corrupt {
+            path: manifest_path.clone(),
+            reason,
+        };
+        let dim: usize = manifest
+            .property(PROP_DIM)
+            .and_then(|d| d.parse().ok())
+            .filter(|&d| d > 0)
+            .ok_or_else(|| corrupt("no valid dimension property".into()))?;
+        let spec_text = manifest
+            .property(PROP_SPEC)
+            .ok_or_else(|| corrupt("no index spec property".into()))?
+            .to_string();
+        let spec = IndexSpec::parse(&spec_text).map_err(|e| corrupt(e.to_string()))?;
+        let db = Database {
+            storage,
+            path: path.to_path_buf(),
+            spec,
+            spec_text,
+            dim,
+            options,
+            read_only,
+            state: RwLock::new(Arc::new(Snapshot::default())),
+            writer: Mutex::new(Writer {
+                manifest,
+                wal: None,
+                commit_seq: 0,
+            }),
+            _lock: lock,
+        };
+        db.recover(verify)?;
+        Ok(db)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Vector dimension accepted by `add` and `search`.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The index spec (canonical form).
+    pub fn spec(&self) -> &str {
+        &self.spec_text
+    }
+
+    /// True once `train` has run.
+    pub fn is_trained(&self) -> bool {
+        self.snapshot().model.is_some()
+    }
+
+    /// The current snapshot (cheap: an `Arc` clone).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.state.read().clone()
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if self.read_only {
+            return Err(Error::InvalidArgument(format!(
+                "{}: opened read-only",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+
+    fn publish_snapshot(&self, snapshot: Snapshot) {
+        *self.state.write() = Arc::new(snapshot);
+    }
+}
+
+fn open_storage(path: &Path) -> Result<FsStorage> {
+    if !path.is_dir() {
+        return Err(Error::InvalidArgument(format!(
+            "{}: not a vladdb database (no such directory)",
+            path.display()
+        )));
+    }
+    Ok(FsStorage::open(path)?)
+}

@@ -1,0 +1,176 @@
+//! Query execution over a snapshot: prepare the query once (transform, coarse probe,
+//! tables), scan the probed lists of every segment and buffer chunk into one top-k (rows
+//! deleted in a part are filtered as they would enter it), optionally re-rank the best
+//! `k × rerank` candidates exactly with the stored vectors, and attach names.
+
+use rayon::prelude::*;
+use vladdb_codecs::distance::l2_sqr;
+use vladdb_codecs::index::{IndexModel, SearchParams};
+use vladdb_codecs::{CodecError, TopK};
+
+use super::part::PartView;
+use super::{Database, Snapshot};
+use crate::error::{Error, Result};
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// The caller's id.
+    pub id: u64,
+    /// Squared L2 distance (after the spec's PCA, if any; exact after re-ranking).
+    pub distance: f32,
+    /// The stored name, when the row has one.
+    pub name: Option<String>,
+}
+
+impl Database {
+    /// The `params.k` nearest stored vectors of one query.
+    pub fn search(&self, query: &[f32], params: &SearchParams) -> Result<Vec<Hit>> {
+        let mut out = self.search_batch(query, params)?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    /// Searches many queries (contiguous rows of `dim`) on one snapshot, in parallel on
+    /// the current rayon pool.
+    pub fn search_batch(&self, queries: &[f32], params: &SearchParams) -> Result<Vec<Vec<Hit>>> {
+        let snap = self.snapshot();
+        let Some(model) = snap.model.clone() else {
+            return Err(Error::InvalidArgument(
+                "the database is not trained: run train first".into(),
+            ));
+        };
+        self.check_search(queries, params, &model)?;
+        queries
+            .par_chunks_exact(self.dim)
+            .map(|q| search_one(&snap, &model, q, params, self.spec.refine_flat))
+            .collect()
+    }
+
+    fn check_search(
+        &self,
+        queries: &[f32],
+        params: &SearchParams,
+        model: &IndexModel,
+    ) -> Result<()> {
+        if queries.len() % self.dim != 0 {
+            return Err(Error::InvalidArgument(format!(
+                "queries of dimension {} expected ({} values given)",
+                self.dim,
+                queries.len()
+            )));
+        }
+        if params.k == 0 {
+            return Err(Error::InvalidArgument("k must be at least 1".into()));
+        }
+        if self.spec.ivf.is_some() && (params.nprobe == 0 || params.nprobe > model.nlist()) {
+            return Err(Error::InvalidArgument(format!(
+                "nprobe must be between 1 and {} (the number of lists), got {}",
+                model.nlist(),
+                params.nprobe
+            )));
+        }
+        if params.rerank > 0 && !self.spec.refine_flat {
+            return Err(Error::InvalidArgument(
+                "re-ranking needs stored vectors: use a spec ending in ,RFlat".into(),
+            ));
+        }
+        if let Some(p) = queries.iter().position(|v| !v.is_finite()) {
+            return Err(CodecError::NonFinite { row: p / self.dim }.into());
+        }
+        Ok(())
+    }
+}
+
+fn search_one(
+    snap: &Snapshot,
+    model: &IndexModel,
+    query: &[f32],
+    params: &SearchParams,
+    refine: bool,
+) -> Result<Vec<Hit>> {
+    let nprobe = params.nprobe.clamp(1, model.nlist());
+    let mut ctx = model.prepare_query(query, nprobe)?;
+    let rerank = refine && params.rerank > 0;
+    let want = if rerank {
+        params.k.saturating_mul(params.rerank)
+    } else {
+        params.k
+    };
+    let mut top = TopK::new(want);
+    let probes: Vec<u32> = ctx.probes().iter().map(|p| p.0).collect();
+    let mut scan = |view: PartView<'_>,
+                    excluded: Option<&super::part::Exclusions>,
+                    top: &mut TopK|
+     -> Result<()> {
+        top.set_exclusions(excluded.cloned());
+        for &l in &probes {
+            let (codes, ids) = view.list(l as usize);
+            if !ids.is_empty() {
+                model.scan_list(&mut ctx, l as usize, codes, ids, top)?;
+            }
+        }
+        Ok(())
+    };
+    for s in &snap.segments {
+        scan(s.view(), s.excluded(), &mut top)?;
+    }
+    for c in &snap.buffer {
+        let ex = (!c.deleted.is_empty()).then_some(&c.deleted);
+        scan(c.part.view(), ex, &mut top)?;
+    }
+    top.set_exclusions(None);
+    let mut hits: Vec<Hit> = top
+        .into_sorted()
+        .into_iter()
+        .map(|n| Hit {
+            id: n.id,
+            distance: n.distance,
+            name: None,
+        })
+        .collect();
+    if rerank {
+        let q = ctx.query().to_vec();
+        let dim = model.inner_dim();
+        for h in &mut hits {
+            if let Some((view, row)) = find_live(snap, h.id) {
+                if let Some(v) = view.vector(row, dim) {
+                    h.distance = l2_sqr(&q, v);
+                }
+            }
+        }
+        hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
+        hits.truncate(params.k);
+    }
+    let has_names = snap.segments.iter().any(|s| s.view().names.is_some())
+        || snap.buffer.iter().any(|c| c.part.names.is_some());
+    if has_names {
+        for h in &mut hits {
+            if let Some((view, row)) = find_live(snap, h.id) {
+                h.name = view.name(row).map(str::to_string);
+            }
+        }
+    }
+    Ok(hits)
+}
+
+/// The part and row holding live `id` (newest first).
+fn find_live(snap: &Snapshot, id: u64) -> Option<(PartView<'_>, usize)> {
+    for c in snap.buffer.iter().rev() {
+        if c.deleted.contains(&id) {
+            continue;
+        }
+        let v = c.part.view();
+        if let Some(row) = v.find_row(id) {
+            return Some((v, row));
+        }
+    }
+    for s in snap.segments.iter().rev() {
+        let v = s.view();
+        if let Some(row) = v.find_row(id) {
+            if row < v.rows() && !s.is_deleted(row) {
+                return Some((v, row));
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,533 @@
+//! The write path: train, add, delete, upsert, commit (flush the buffer to a segment and
+//! materialise deletes), and compaction (merge segments, drop deleted rows, no re-encoding).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use vladdb_codecs::VectorsRef;
+use vladdb_codecs::index::{IndexModel, TrainOptions};
+
+use super::model_file;
+use super::part::{OwnedPart, PartView, merge_parts};
+use super::segment::{SegmentHandle, write_part};
+use super::{BufferChunk, Database, Snapshot, Writer};
+use crate::error::{Error, Result};
+use crate::storage::{SegmentEntry, Tombstones, WalRecord, WalWriter, deletes};
+
+/// What `compact` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CompactReport {
+    pub segments_before: usize,
+    pub segments_after: usize,
+    pub rows_dropped: u64,
+}
+
+impl Database {
+    /// Trains the model on `data` and stores it. Fails if already trained.
+    pub fn train(&self, data: &VectorsRef<'_>) -> Result<()> {
+        self.check_writable()?;
+        let mut w = self.writer.lock();
+        if w.manifest.model_file.is_some() {
+            return Err(Error::InvalidArgument(
+                "the database is already trained".into(),
+            ));
+        }
+        self.check_dim(data.dim())?;
+        let opts = TrainOptions {
+            precomputed_table_budget: self.options.precomputed_table_budget,
+            ..TrainOptions::default()
+        };
+        let model = IndexModel::train(&self.spec, self.dim, data, &opts)?;
+        let name = format!("model-{:06}.vdbm", w.manifest.next_file_number);
+        model_file::save(self.storage.as_ref(), &name, &model)?;
+        let mut manifest = w.manifest.clone();
+        manifest.next_file_number += 1;
+        manifest.model_file = Some(name.clone());
+        manifest.generation += 1;
+        if let Err(e) = manifest.publish(self.storage.as_ref()) {
+            let _ = self.storage.remove(&name);
+            return Err(e.into());
+        }
+        w.manifest = manifest;
+        // Reload through the file so the served model is exactly what is stored.
+        let stored = model_file::load(self.storage.as_ref(), &name, false)?;
+        let old = self.snapshot();
+        self.publish_snapshot(Snapshot {
+            model: Some(Arc::new(stored)),
+            segments: old.segments.clone(),
+            buffer: old.buffer.clone(),
+        });
+        Ok(())
+    }
+
+    /// Adds vectors with caller-given ids (and optional names). Fails, storing nothing, if
+    /// an id repeats within the call or is already present, or on bad input. Durable when it
+    /// returns.
+    pub fn add(&self, data: &VectorsRef<'_>, ids: &[u64], names: Option<&[String]>) -> Result<()> {
+        self.write_rows(data, ids, names, false)
+    }
+
+    /// Like [`Database::add`], but ids already present are replaced.
+    pub fn upsert(
+        &self,
+        data: &VectorsRef<'_>,
+        ids: &[u64],
+        names: Option<&[String]>,
+    ) -> Result<()> {
+        self.write_rows(data, ids, names, true)
+    }
+
+    fn write_rows(
+        &self,
+        data: &VectorsRef<'_>,
+        ids: &[u64],
+        names: Option<&[String]>,
+        replace: bool,
+    ) -> Result<()> {
+        self.check_writable()?;
+        let mut w = self.writer.lock();
+        let snap = self.snapshot();
+        let model = snap.model.clone().ok_or_else(|| {
+            Error::InvalidArgument("the database is not trained: run train first".into())
+        })?;
+        self.check_dim(data.dim())?;
+        if ids.len() != data.rows() {
+            return Err(Error::InvalidArgument(format!(
+                "{} ids for {} vectors",
+                ids.len(),
+                data.rows()
+            )));
+        }
+        if let Some(n) = names {
+            if n.len() != ids.len() {
+                return Err(Error::InvalidArgument(format!(
+                    "{} names for {} vectors",
+                    n.len(),
+                    ids.len()
+                )));
+            }
+        }
+        if data.rows() == 0 {
+            return Ok(());
+        }
+        let mut seen = HashSet::with_capacity(ids.len());
+        for &id in ids {
+            if !seen.insert(id) {
+                return Err(Error::InvalidArgument(format!(
+                    "id {id} appears twice in one add"
+                )));
+            }
+        }
+        let existing: Vec<u64> = ids
+            .iter()
+            .copied()
+            .filter(|&id| locate(&snap, id).is_some())
+            .collect();
+        if !replace {
+            if let Some(id) = existing.first() {
+                return Err(Error::InvalidArgument(format!(
+                    "id {id} is already present ({} of the ids are); use upsert to replace",
+                    existing.len()
+                )));
+            }
+        }
+        // Encode first: every error about the data happens before anything is logged.
+        let (lists, codes) = model.encode(data)?;
+        let refine = if self.spec.refine_flat {
+            let all = data.to_f32_vec(0, data.rows());
+            Some(model.transform(&all)?)
+        } else {
+            None
+        };
+        let code_size = model.code_size();
+        let inner = model.inner_dim();
+        let mut records = Vec::with_capacity(existing.len() + ids.len());
+        records.extend(existing.iter().map(|&id| WalRecord::Delete { id }));
+        for (row, &id) in ids.iter().enumerate() {
+            let mut payload =
+                Vec::with_capacity(4 + code_size + refine.as_ref().map_or(0, |_| inner * 4));
+            payload.extend_from_slice(&lists[row].to_le_bytes());
+            payload.extend_from_slice(&codes[row * code_size..(row + 1) * code_size]);
+            if let Some(v) = &refine {
+                for x in &v[row * inner..(row + 1) * inner] {
+                    payload.extend_from_slice(&x.to_le_bytes());
+                }
+            }
+            records.push(WalRecord::Add {
+                id,
+                vector: payload,
+                name: names.map(|n| n[row].clone()),
+            });
+        }
+        self.log(&mut w, &records)?;
+        let mut snapshot = self.apply_deletes(&snap, &existing);
+        let part = OwnedPart::from_rows(
+            model.nlist(),
+            code_size,
+            &lists,
+            &codes,
+            ids,
+            refine.as_deref().map(|v| (v, inner)),
+            names,
+        );
+        snapshot.buffer.push(BufferChunk {
+            part: Arc::new(part),
+            deleted: Arc::default(),
+        });
+        let buffered: usize = snapshot.buffer.iter().map(|c| c.part.ids.len()).sum();
+        self.publish_snapshot(snapshot);
+        if buffered >= self.options.flush_rows {
+            self.commit_locked(&mut w)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes ids; returns how many were present. Durable when it returns.
+    pub fn delete(&self, ids: &[u64]) -> Result<usize> {
+        self.check_writable()?;
+        let mut w = self.writer.lock();
+        let snap = self.snapshot();
+        let mut unique: Vec<u64> = ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let present: Vec<u64> = unique
+            .into_iter()
+            .filter(|&id| locate(&snap, id).is_some())
+            .collect();
+        if present.is_empty() {
+            return Ok(0);
+        }
+        let records: Vec<WalRecord> = present.iter().map(|&id| WalRecord::Delete { id }).collect();
+        self.log(&mut w, &records)?;
+        let snapshot = self.apply_deletes(&snap, &present);
+        self.publish_snapshot(snapshot);
+        Ok(present.len())
+    }
+
+    /// Appends records and a commit marker to the log and fsyncs it.
+    fn log(&self, w: &mut Writer, records: &[WalRecord]) -> Result<()> {
+        let wal = w
+            .wal
+            .as_mut()
+            .ok_or_else(|| Error::InvalidArgument("the log is not open".into()))?;
+        for r in records {
+            wal.append(r)?;
+        }
+        w.commit_seq += 1;
+        wal.append(&WalRecord::Commit { seq: w.commit_seq })?;
+        wal.sync()?;
+        Ok(())
+    }
+
+    /// A new snapshot in which `ids` (all present) are deleted: buffer rows through the
+    /// buffer's excluded set, segment rows through new tombstones (copy-on-write).
+    pub(crate) fn apply_deletes(&self, snap: &Snapshot, ids: &[u64]) -> Snapshot {
+        let mut buffer = snap.buffer.clone();
+        let mut per_segment: HashMap<usize, Vec<usize>> = HashMap::new();
+        for &id in ids {
+            match locate(snap, id) {
+                Some(Location::Buffer(c)) => {
+                    let mut set: HashSet<u64> = (*buffer[c].deleted).clone();
+                    set.insert(id);
+                    buffer[c].deleted = Arc::new(set);
+                }
+                Some(Location::Segment(s, row)) => per_segment.entry(s).or_default().push(row),
+                None => {}
+            }
+        }
+        let mut segments = snap.segments.clone();
+        for (s, rows) in per_segment {
+            let handle = &snap.segments[s];
+            let mut t = match handle.tombstones() {
+                Some(t) => t.clone(),
+                None => match Tombstones::new(handle.entry.rows) {
+                    Ok(t) => t,
+                    Err(_) => continue,
+                },
+            };
+            for row in rows {
+                let _ = t.insert(row as u64);
+            }
+            let mut entry = handle.entry.clone();
+            entry.deleted = t.deleted();
+            segments[s] = Arc::new(handle.with_tombstones(entry, t));
+        }
+        Snapshot {
+            model: snap.model.clone(),
+            segments,
+            buffer,
+        }
+    }
+
+    /// Flushes buffered rows to a new segment, writes new deletes files, publishes the
+    /// manifest and starts a new log. Then applies the compaction policy.
+    pub fn commit(&self) -> Result<()> {
+        self.check_writable()?;
+        let mut w = self.writer.lock();
+        self.commit_locked(&mut w)?;
+        if self.policy_wants_compaction() {
+            self.compact_locked(&mut w)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn commit_locked(&self, w: &mut Writer) -> Result<()> {
+        let snap = self.snapshot();
+        let dirty: Vec<usize> = snap
+            .segments
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| {
+                w.manifest
+                    .segments
+                    .iter()
+                    .find(|e| e.id == h.entry.id)
+                    .is_none_or(|e| e.deleted != h.entry.deleted)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if snap.buffer.is_empty() && dirty.is_empty() {
+            return Ok(());
+        }
+        let model = match &snap.model {
+            Some(m) => m.clone(),
+            None => return Ok(()),
+        };
+        let mut manifest = w.manifest.clone();
+        let mut new_files: Vec<String> = Vec::new();
+        let mut replaced_deletes: Vec<String> = Vec::new();
+        let result = (|| -> Result<Vec<Arc<SegmentHandle>>> {
+            let mut segments = snap.segments.clone();
+            for &i in &dirty {
+                let h = &snap.segments[i];
+                let Some(t) = h.tombstones() else { continue };
+                let name = deletes::deletes_file_name(h.entry.id, manifest.next_file_number);
+                manifest.next_file_number += 1;
+                t.write(self.storage.as_ref(), &name, h.entry.id)?;
+                new_files.push(name.clone());
+                if let Some(e) = manifest.segments.iter_mut().find(|e| e.id == h.entry.id) {
+                    if let Some(old) = e.deletes_file.replace(name) {
+                        replaced_deletes.push(old);
+                    }
+                    e.deleted = t.deleted();
+                }
+            }
+            let live_rows: usize = snap
+                .buffer
+                .iter()
+                .map(|c| c.part.ids.len() - c.deleted.len())
+                .sum();
+            if live_rows > 0 {
+                let views: Vec<PartView<'_>> = snap.buffer.iter().map(|c| c.part.view()).collect();
+                let part = merge_parts(
+                    &views,
+                    model.nlist(),
+                    model.code_size(),
+                    model.inner_dim(),
+                    &|p, row| snap.buffer[p].deleted.contains(&views[p].ids[row]),
+                );
+                let id = manifest.next_segment_id;
+                let name = format!("seg-{:06}.vseg", manifest.next_file_number);
+                manifest.next_segment_id += 1;
+                manifest.next_file_number += 1;
+                write_part(self.storage.as_ref(), &name, id, &part)?;
+                new_files.push(name.clone());
+                manifest.segments.push(SegmentEntry {
+                    id,
+                    file: name,
+                    rows: part.ids.len() as u64,
+                    deletes_file: None,
+                    deleted: 0,
+                });
+            }
+            let new_wal = WalWriter::create(self.storage.as_ref(), manifest.wal_generation + 1)?;
+            manifest.wal_generation += 1;
+            manifest.generation += 1;
+            manifest.publish(self.storage.as_ref())?;
+            w.wal = Some(new_wal);
+            // Re-open the segment list from the published manifest (new one mapped).
+            let mut handles = Vec::with_capacity(manifest.segments.len());
+            for e in &manifest.segments {
+                match segments.iter().position(|h| h.entry.id == e.id) {
+                    Some(p) => handles.push(segments.swap_remove(p)),
+                    None => handles.push(Arc::new(SegmentHandle::open(
+                        self.storage.clone(),
+                        e.clone(),
+                        model.nlist(),
+                        model.code_size(),
+                        model.inner_dim(),
+                        false,
+                    )?)),
+                }
+            }
+            Ok(handles)
+        })();
+        match result {
+            Ok(handles) => {
+                let old_wal = w.manifest.wal_generation;
+                w.manifest = manifest;
+                for name in replaced_deletes {
+                    let _ = self.storage.remove(&name);
+                }
+                let _ =
+                    crate::storage::wal::remove_obsolete_wals(self.storage.as_ref(), old_wal + 1);
+                // Entries in the handles may carry stale manifest fields; refresh them.
+                let handles = handles
+                    .into_iter()
+                    .map(|h| refresh_entry(h, &w.manifest.segments))
+                    .collect();
+                self.publish_snapshot(Snapshot {
+                    model: snap.model.clone(),
+                    segments: handles,
+                    buffer: Vec::new(),
+                });
+                Ok(())
+            }
+            Err(e) => {
+                if !self.storage.poison().is_poisoned() {
+                    for f in &new_files {
+                        let _ = self.storage.remove(f);
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Merges every segment into one, dropping deleted rows (codes are copied, never
+    /// re-encoded), and swaps it in atomically; searches go on meanwhile.
+    pub fn compact(&self) -> Result<CompactReport> {
+        self.check_writable()?;
+        let mut w = self.writer.lock();
+        self.commit_locked(&mut w)?;
+        self.compact_locked(&mut w)
+    }
+
+    fn policy_wants_compaction(&self) -> bool {
+        let snap = self.snapshot();
+        let rows: u64 = snap.segments.iter().map(|s| s.entry.rows).sum();
+        let deleted: u64 = snap.segments.iter().map(|s| s.entry.deleted).sum();
+        snap.segments.len() > self.options.max_segments
+            || (rows > 0 && deleted as f64 > self.options.max_deleted_fraction * rows as f64)
+    }
+
+    fn compact_locked(&self, w: &mut Writer) -> Result<CompactReport> {
+        let snap = self.snapshot();
+        let before = snap.segments.len();
+        let dropped: u64 = snap.segments.iter().map(|s| s.entry.deleted).sum();
+        if before == 0 || (before == 1 && dropped == 0) {
+            return Ok(CompactReport {
+                segments_before: before,
+                segments_after: before,
+                rows_dropped: 0,
+            });
+        }
+        let Some(model) = snap.model.clone() else {
+            return Ok(CompactReport::default());
+        };
+        let views: Vec<PartView<'_>> = snap.segments.iter().map(|s| s.view()).collect();
+        let part = merge_parts(
+            &views,
+            model.nlist(),
+            model.code_size(),
+            model.inner_dim(),
+            &|p, row| snap.segments[p].is_deleted(row),
+        );
+        let mut manifest = w.manifest.clone();
+        let mut new_segments = Vec::new();
+        let mut new_file = None;
+        if !part.ids.is_empty() {
+            let id = manifest.next_segment_id;
+            let name = format!("seg-{:06}.vseg", manifest.next_file_number);
+            manifest.next_segment_id += 1;
+            manifest.next_file_number += 1;
+            write_part(self.storage.as_ref(), &name, id, &part)?;
+            new_file = Some(name.clone());
+            new_segments.push(SegmentEntry {
+                id,
+                file: name,
+                rows: part.ids.len() as u64,
+                deletes_file: None,
+                deleted: 0,
+            });
+        }
+        manifest.segments = new_segments;
+        manifest.generation += 1;
+        if let Err(e) = manifest.publish(self.storage.as_ref()) {
+            if let (Some(f), false) = (&new_file, self.storage.poison().is_poisoned()) {
+                let _ = self.storage.remove(f);
+            }
+            return Err(e.into());
+        }
+        let mut handles = Vec::new();
+        for e in &manifest.segments {
+            handles.push(Arc::new(SegmentHandle::open(
+                self.storage.clone(),
+                e.clone(),
+                model.nlist(),
+                model.code_size(),
+                model.inner_dim(),
+                false,
+            )?));
+        }
+        w.manifest = manifest;
+        for old in &snap.segments {
+            old.mark_obsolete();
+        }
+        let after = handles.len();
+        self.publish_snapshot(Snapshot {
+            model: snap.model.clone(),
+            segments: handles,
+            buffer: snap.buffer.clone(),
+        });
+        Ok(CompactReport {
+            segments_before: before,
+            segments_after: after,
+            rows_dropped: dropped,
+        })
+    }
+
+    pub(crate) fn check_dim(&self, got: usize) -> Result<()> {
+        if got != self.dim {
+            return Err(Error::InvalidArgument(format!(
+                "vectors of dimension {got} given, the database holds dimension {}",
+                self.dim
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Where a live id is.
+pub(crate) enum Location {
+    /// In buffer chunk `c`.
+    Buffer(usize),
+    Segment(usize, usize),
+}
+
+/// Finds the live row of `id` (the newest part first).
+pub(crate) fn locate(snap: &Snapshot, id: u64) -> Option<Location> {
+    for (c, chunk) in snap.buffer.iter().enumerate().rev() {
+        if !chunk.deleted.contains(&id) && chunk.part.view().find_row(id).is_some() {
+            return Some(Location::Buffer(c));
+        }
+    }
+    for (s, h) in snap.segments.iter().enumerate().rev() {
+        if let Some(row) = h.view().find_row(id) {
+            if row < h.entry.rows as usize && !h.is_deleted(row) {
+                return Some(Location::Segment(s, row));
+            }
+        }
+    }
+    None
+}
+
+fn refresh_entry(h: Arc<SegmentHandle>, entries: &[SegmentEntry]) -> Arc<SegmentHandle> {
+    match entries.iter().find(|e| e.id == h.entry.id) {
+        Some(e) if *e != h.entry => match h.tombstones() {
+            Some(t) => Arc::new(h.with_tombstones(e.clone(), t.clone())),
+            None => h,
+        },
+        _ => h,
+    }
+}

@@ -1,0 +1,252 @@
+//! End-to-end tests of the storage engine through its public API: every operation
+//! survives a reopen, deleted ids are never returned, compaction keeps results identical,
+//! readers run during writes and compaction, and a torn log tail is cut on recovery.
+
+use std::sync::Arc;
+
+use vladdb::codecs::VectorsRef;
+use vladdb::codecs::index::SearchParams;
+use vladdb::{Database, Error};
+use vladdb_tests::{brute_force, clustered};
+
+const DIM: usize = 16;
+
+fn view(data: &[f32]) -> VectorsRef<'_> {
+    VectorsRef::from_f32(data, DIM).expect("valid matrix")
+}
+
+fn ids(range: std::ops::Range<u64>) -> Vec<u64> {
+    range.collect()
+}
+
+fn params(k: usize, nprobe: usize) -> SearchParams {
+    SearchParams {
+        k,
+        nprobe,
+        rerank: 0,
+    }
+}
+
+fn search_ids(db: &Database, q: &[f32], p: &SearchParams) -> Vec<Vec<u64>> {
+    db.search_batch(q, p)
+        .expect("search")
+        .into_iter()
+        .map(|hits| hits.into_iter().map(|h| h.id).collect())
+        .collect()
+}
+
+#[test]
+fn every_operation_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let data = clustered(3000, DIM, 20, 1);
+    let queries = clustered(20, DIM, 20, 2);
+    let p = params(10, 8);
+    {
+        let db = Database::create(&path, "IVF16,Flat", DIM).expect("create");
+        drop(db);
+    }
+    let db = Database::open(&path).expect("reopen after create");
+    db.train(&view(&data)).expect("train");
+    drop(db);
+    let db = Database::open(&path).expect("reopen after train");
+    assert!(db.is_trained());
+    db.add(&view(&data[..1000 * DIM]), &ids(0..1000), None)
+        .expect("add");
+    let before_commit = search_ids(&db, &queries, &p);
+    drop(db); // not committed: the log must bring the rows back
+    let db = Database::open(&path).expect("reopen after add");
+    assert_eq!(search_ids(&db, &queries, &p), before_commit);
+    db.commit().expect("commit");
+    db.add(&view(&data[1000 * DIM..]), &ids(1000..3000), None)
+        .expect("add 2");
+    db.commit().expect("commit 2");
+    drop(db);
+    let db = Database::open(&path).expect("reopen after commit");
+    let stats = db.stats().expect("stats");
+    assert_eq!((stats.vectors, stats.segments), (3000, 2));
+    // IVF16,Flat probing all lists is exact.
+    let all = params(10, 16);
+    let got = search_ids(&db, &queries, &all);
+    let all_ids = ids(0..3000);
+    for (q, res) in queries.chunks_exact(DIM).zip(&got) {
+        assert_eq!(res, &brute_force(&data, &all_ids, DIM, q, 10));
+    }
+    assert_eq!(db.delete(&ids(0..500)).expect("delete"), 500);
+    drop(db);
+    let db = Database::open(&path).expect("reopen after delete");
+    assert_eq!(db.stats().expect("stats").vectors, 2500);
+    db.compact().expect("compact");
+    drop(db);
+    let db = Database::open(&path).expect("reopen after compact");
+    let stats = db.stats().expect("stats");
+    assert_eq!((stats.vectors, stats.segments, stats.deleted), (2500, 1, 0));
+    let live = &data[500 * DIM..];
+    let live_ids = ids(500..3000);
+    for (q, res) in queries
+        .chunks_exact(DIM)
+        .zip(search_ids(&db, &queries, &all))
+    {
+        assert_eq!(res, brute_force(live, &live_ids, DIM, q, 10));
+    }
+    Database::verify(&path).expect("verify");
+}
+
+#[test]
+fn deleted_ids_are_never_returned_and_compaction_keeps_results() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let data = clustered(4000, DIM, 30, 3);
+    let queries = clustered(50, DIM, 30, 4);
+    let db = Database::create(&path, "IVF32,PQ8", DIM).expect("create");
+    db.train(&view(&data)).expect("train");
+    for part in 0..4u64 {
+        let rows = &data[(part as usize * 1000) * DIM..((part as usize + 1) * 1000) * DIM];
+        db.add(&view(rows), &ids(part * 1000..(part + 1) * 1000), None)
+            .expect("add");
+        db.commit().expect("commit");
+    }
+    assert_eq!(db.stats().expect("stats").segments, 4);
+    let deleted: Vec<u64> = (0..4000).filter(|i| i % 3 == 0).collect();
+    db.delete(&deleted).expect("delete");
+    let p = params(50, 32);
+    let before = search_ids(&db, &queries, &p);
+    for res in &before {
+        assert_eq!(res.len(), 50);
+        assert!(res.iter().all(|id| id % 3 != 0), "a deleted id came back");
+    }
+    db.commit().expect("commit deletes");
+    assert_eq!(search_ids(&db, &queries, &p), before);
+    db.compact().expect("compact");
+    assert_eq!(db.stats().expect("stats").segments, 1);
+    assert_eq!(
+        search_ids(&db, &queries, &p),
+        before,
+        "compaction changed results"
+    );
+    // Bad input leaves the database as it was.
+    assert!(matches!(
+        db.add(&view(&data[..DIM]), &[1], None),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(
+        db.add(&view(&data[..2 * DIM]), &[7_000, 7_000], None)
+            .is_err()
+    );
+    assert!(db.search_batch(&queries, &params(0, 4)).is_err());
+    assert!(db.search_batch(&queries, &params(10, 0)).is_err());
+    assert!(db.search_batch(&queries, &params(10, 33)).is_err());
+    let mut nan = queries[..DIM].to_vec();
+    nan[3] = f32::NAN;
+    assert!(db.search_batch(&nan, &p).is_err());
+    assert!(db.add(&view(&nan), &[9_000], None).is_err());
+    assert_eq!(search_ids(&db, &queries, &p), before);
+}
+
+#[test]
+fn readers_see_consistent_snapshots_during_add_and_compact() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let data = clustered(6000, DIM, 30, 5);
+    let queries = clustered(8, DIM, 30, 6);
+    let db = Arc::new(Database::create(&path, "IVF16,Flat", DIM).expect("create"));
+    db.train(&view(&data)).expect("train");
+    db.add(&view(&data[..2000 * DIM]), &ids(0..2000), None)
+        .expect("add");
+    db.commit().expect("commit");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let (db, stop, queries) = (db.clone(), stop.clone(), queries.clone());
+            std::thread::spawn(move || {
+                let mut searches = 0;
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    let hits = db.search_batch(&queries, &params(10, 16)).expect("search");
+                    for h in hits {
+                        // Exhaustive IVF-Flat: always k results, sorted, no duplicates.
+                        assert_eq!(h.len(), 10);
+                        assert!(h.windows(2).all(|w| w[0].distance <= w[1].distance));
+                        let mut seen: Vec<u64> = h.iter().map(|x| x.id).collect();
+                        seen.sort_unstable();
+                        seen.dedup();
+                        assert_eq!(seen.len(), 10);
+                    }
+                    searches += 1;
+                }
+                searches
+            })
+        })
+        .collect();
+    for part in 1..3u64 {
+        let rows = &data[(part as usize * 2000) * DIM..((part as usize + 1) * 2000) * DIM];
+        db.add(&view(rows), &ids(part * 2000..(part + 1) * 2000), None)
+            .expect("add");
+        db.commit().expect("commit");
+    }
+    db.delete(&ids(0..1000)).expect("delete");
+    db.compact().expect("compact");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    for r in readers {
+        assert!(r.join().expect("reader thread") > 0);
+    }
+    let stats = db.stats().expect("stats");
+    assert_eq!((stats.vectors, stats.segments), (5000, 1));
+}
+
+#[test]
+fn torn_log_tail_is_cut_and_committed_batches_survive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let data = clustered(1500, DIM, 10, 7);
+    {
+        let db = Database::create(&path, "IVF8,Flat", DIM).expect("create");
+        db.train(&view(&data)).expect("train");
+        db.add(&view(&data[..500 * DIM]), &ids(0..500), None)
+            .expect("add 1");
+        db.add(&view(&data[500 * DIM..1000 * DIM]), &ids(500..1000), None)
+            .expect("add 2");
+    }
+    let log = std::fs::read_dir(&path)
+        .expect("list")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "log"))
+        .expect("a log file");
+    let len = std::fs::metadata(&log).expect("len").len();
+    // Tear the second batch: cut a few bytes off the end.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .expect("open log");
+    f.set_len(len - 7).expect("truncate");
+    drop(f);
+    let db = Database::open(&path).expect("recover");
+    assert_eq!(
+        db.stats().expect("stats").vectors,
+        500,
+        "only the whole first batch survives"
+    );
+    db.add(&view(&data[1000 * DIM..]), &ids(1000..1500), None)
+        .expect("add after recovery");
+    drop(db);
+    let db = Database::open(&path).expect("reopen");
+    assert_eq!(db.stats().expect("stats").vectors, 1000);
+    Database::verify(&path).expect("verify");
+}
+
+#[test]
+fn a_second_writer_is_refused_and_bad_directories_are_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let _db = Database::create(&path, "Flat", DIM).expect("create");
+    assert!(
+        Database::open(&path).is_err(),
+        "second writer must be refused"
+    );
+    assert!(Database::open_read_only(&path).is_ok());
+    assert!(Database::open(dir.path().join("nothing")).is_err());
+    assert!(
+        Database::create(&path, "Flat", DIM).is_err(),
+        "create over a database"
+    );
+    assert!(Database::create(dir.path().join("x"), "IVF0,PQ3", DIM).is_err());
+}
