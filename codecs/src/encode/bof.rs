@@ -6,11 +6,11 @@ use std::any::Any;
 
 use rayon::prelude::*;
 
+use super::assign::Assigner;
 use super::norm::l2_normalize;
 use super::sets::{DescriptorSets, root_sift_rows};
 use super::{SetEncoder, check_batch, check_rows, image_groups};
 use crate::error::{CodecError, Result};
-use crate::exact;
 use crate::kmeans::{KMeans, KMeansParams};
 
 /// Options of a bag-of-features encoder.
@@ -117,6 +117,7 @@ impl BofEncoder {
             });
         }
         let k = self.k;
+        let assigner = Assigner::new(&self.centroids, dim);
         let df = image_groups(sets)
             .into_par_iter()
             .map(|g| -> Result<Vec<u64>> {
@@ -124,13 +125,14 @@ impl BofEncoder {
                 sets.images_f32_into(g.start, g.end, &mut buf);
                 check_rows(&buf, dim)?;
                 self.preprocess(&mut buf);
-                let assign = exact::nearest_l2(&buf, &self.centroids, dim)?;
+                let mut assign = vec![0u32; buf.len() / dim];
+                assigner.assign(&buf, &mut assign);
                 let base = sets.offsets()[g.start] as usize;
                 let mut df = vec![0u64; k];
                 let mut seen = vec![false; k];
                 for i in g {
                     seen.fill(false);
-                    for &(a, _) in &assign[sets.range(i).start - base..sets.range(i).end - base] {
+                    for &a in &assign[sets.range(i).start - base..sets.range(i).end - base] {
                         seen[a as usize] = true;
                     }
                     df.iter_mut()
@@ -188,11 +190,12 @@ impl SetEncoder for BofEncoder {
         out: &mut [f32],
     ) -> Result<()> {
         let images = check_batch(descriptors, bounds, self.dim, out, self.k)?;
-        let assign = exact::nearest_l2(descriptors, &self.centroids, self.dim)?;
+        let mut assign = vec![0u32; descriptors.len() / self.dim];
+        Assigner::new(&self.centroids, self.dim).assign(descriptors, &mut assign);
         for i in 0..images {
             let h = &mut out[i * self.k..(i + 1) * self.k];
             h.fill(0.0);
-            for &(a, _) in &assign[bounds[i]..bounds[i + 1]] {
+            for &a in &assign[bounds[i]..bounds[i + 1]] {
                 h[a as usize] += 1.0;
             }
             for (v, w) in h.iter_mut().zip(&self.idf) {

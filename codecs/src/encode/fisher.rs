@@ -46,12 +46,12 @@ pub struct FisherEncoder {
 impl FisherEncoder {
     /// An encoder from stored parts.
     pub fn from_parts(gmm: DiagGmm, params: FisherParams) -> Result<Self> {
-        if let Some(a) = params.power {
-            if !(a.is_finite() && a > 0.0) {
-                return Err(CodecError::InvalidParameter(format!(
-                    "Fisher power-law exponent must be positive, got {a}"
-                )));
-            }
+        if let Some(a) = params.power
+            && !(a.is_finite() && a > 0.0)
+        {
+            return Err(CodecError::InvalidParameter(format!(
+                "Fisher power-law exponent must be positive, got {a}"
+            )));
         }
         Ok(FisherEncoder { gmm, params })
     }

@@ -12,11 +12,13 @@
 //!
 //! The grammar of encoder tokens is documented in `docs/encoders.md`.
 
+mod assign;
 mod bof;
 mod fisher;
 mod gmm;
 mod norm;
 mod sets;
+mod simd;
 mod spec;
 mod vlad;
 
@@ -26,6 +28,7 @@ use std::fmt::Debug;
 use rayon::prelude::*;
 
 use crate::error::{CodecError, Result};
+use crate::vectors::ElemType;
 
 pub use bof::{BofEncoder, BofParams};
 pub use fisher::{FisherEncoder, FisherParams};
@@ -76,7 +79,7 @@ pub trait SetEncoder: Send + Sync + Debug {
 
 /// Number of rows of a contiguous matrix, checking shape and finiteness.
 pub(crate) fn check_rows(data: &[f32], dim: usize) -> Result<usize> {
-    if dim == 0 || data.len() % dim != 0 {
+    if dim == 0 || !data.len().is_multiple_of(dim) {
         return Err(CodecError::DimensionMismatch {
             expected: dim,
             got: data.len(),
@@ -98,7 +101,7 @@ pub(crate) fn check_batch(
     out: &[f32],
     dim_out: usize,
 ) -> Result<usize> {
-    if dim == 0 || descriptors.len() % dim != 0 {
+    if dim == 0 || !descriptors.len().is_multiple_of(dim) {
         return Err(CodecError::DimensionMismatch {
             expected: dim,
             got: descriptors.len(),
@@ -125,7 +128,7 @@ pub(crate) fn check_batch(
 
 /// Images are encoded in groups of about this many descriptors: large enough for the
 /// blocked assignment kernels, small enough to spread across threads.
-const GROUP_DESCRIPTORS: usize = 4096;
+const GROUP_DESCRIPTORS: usize = 1024;
 
 /// Splits images `0..n` into consecutive groups of about [`GROUP_DESCRIPTORS`].
 pub(crate) fn image_groups(sets: &DescriptorSets<'_>) -> Vec<std::ops::Range<usize>> {
@@ -153,6 +156,18 @@ pub fn encode_sets(
     encoder: &dyn SetEncoder,
     sets: &DescriptorSets<'_>,
 ) -> Result<(Vec<f32>, Vec<usize>)> {
+    let mut codes = vec![0.0f32; sets.len() * encoder.dim_out()];
+    let empty = encode_sets_into(encoder, sets, &mut codes)?;
+    Ok((codes, empty))
+}
+
+/// [`encode_sets`] into a caller-provided buffer of `sets.len() × dim_out` floats (so a
+/// batch pipeline can reuse it); returns the indices of the empty images.
+pub fn encode_sets_into(
+    encoder: &dyn SetEncoder,
+    sets: &DescriptorSets<'_>,
+    codes: &mut [f32],
+) -> Result<Vec<usize>> {
     let dim = encoder.dim_in();
     if sets.dim() != dim {
         return Err(CodecError::DimensionMismatch {
@@ -161,33 +176,56 @@ pub fn encode_sets(
         });
     }
     let dim_out = encoder.dim_out();
-    let mut codes = vec![0.0f32; sets.len() * dim_out];
+    if codes.len() != sets.len() * dim_out {
+        return Err(CodecError::DimensionMismatch {
+            expected: sets.len() * dim_out,
+            got: codes.len(),
+        });
+    }
+    let floats = sets.descriptors().elem() == ElemType::F32;
     let groups = image_groups(sets);
     let mut jobs = Vec::with_capacity(groups.len());
-    let mut rest: &mut [f32] = &mut codes;
+    let mut rest: &mut [f32] = codes;
     for g in groups {
         let (head, tail) = rest.split_at_mut(g.len() * dim_out);
         jobs.push((g, head));
         rest = tail;
     }
-    jobs.into_par_iter()
-        .try_for_each_init(Vec::new, |buf, (g, out)| {
+    jobs.into_par_iter().try_for_each_init(
+        || (Vec::new(), Vec::new()),
+        |(buf, bounds), (g, out)| {
             sets.images_f32_into(g.start, g.end, buf);
             let base = sets.offsets()[g.start];
-            if let Some(pos) = buf.iter().position(|v| !v.is_finite()) {
+            if floats && !all_finite(buf) {
+                let pos = buf.iter().position(|v| !v.is_finite()).unwrap_or(0);
                 return Err(CodecError::NonFinite {
                     row: base as usize + pos / dim,
                 });
             }
             encoder.preprocess(buf);
-            let bounds: Vec<usize> = sets.offsets()[g.start..=g.end]
-                .iter()
-                .map(|&o| (o - base) as usize)
-                .collect();
-            encoder.encode_prepared(buf, &bounds, out)
-        })?;
-    let empty = (0..sets.len()).filter(|&i| sets.count(i) == 0).collect();
-    Ok((codes, empty))
+            bounds.clear();
+            bounds.extend(
+                sets.offsets()[g.start..=g.end]
+                    .iter()
+                    .map(|&o| (o - base) as usize),
+            );
+            encoder.encode_prepared(buf, bounds, out)
+        },
+    )?;
+    Ok((0..sets.len()).filter(|&i| sets.count(i) == 0).collect())
+}
+
+/// True when no component is NaN or infinite (`x · 0` is NaN exactly for those), written
+/// without early exit so that it vectorises.
+fn all_finite(v: &[f32]) -> bool {
+    let mut acc = [0.0f32; 8];
+    let whole = v.len() / 8 * 8;
+    for c in v[..whole].chunks_exact(8) {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x * 0.0;
+        }
+    }
+    acc.iter().chain(&v[whole..]).all(|x| (x * 0.0) == 0.0)
 }
 
 /// Up to `max` descriptors drawn uniformly without replacement from all images, as

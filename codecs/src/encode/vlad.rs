@@ -12,8 +12,10 @@ use std::any::Any;
 
 use rayon::prelude::*;
 
-use super::norm::{intra_normalize, l2_normalize, power_law};
+use super::assign::Assigner;
+use super::norm::{power_law, sum_squares};
 use super::sets::{DescriptorSets, root_sift_rows};
+use super::simd;
 use super::{SetEncoder, check_batch, check_rows, image_groups};
 use crate::error::{CodecError, Result};
 use crate::exact;
@@ -46,19 +48,19 @@ impl Default for VladParams {
 
 impl VladParams {
     fn validate(&self) -> Result<()> {
-        if let Some(a) = self.power {
-            if !(a.is_finite() && a > 0.0) {
-                return Err(CodecError::InvalidParameter(format!(
-                    "VLAD power-law exponent must be positive, got {a}"
-                )));
-            }
+        if let Some(a) = self.power
+            && !(a.is_finite() && a > 0.0)
+        {
+            return Err(CodecError::InvalidParameter(format!(
+                "VLAD power-law exponent must be positive, got {a}"
+            )));
         }
-        if let Some(a) = self.soft_alpha {
-            if !(a.is_finite() && a > 0.0) {
-                return Err(CodecError::InvalidParameter(format!(
-                    "VLAD soft-assignment alpha must be positive, got {a}"
-                )));
-            }
+        if let Some(a) = self.soft_alpha
+            && !(a.is_finite() && a > 0.0)
+        {
+            return Err(CodecError::InvalidParameter(format!(
+                "VLAD soft-assignment alpha must be positive, got {a}"
+            )));
         }
         Ok(())
     }
@@ -125,6 +127,7 @@ impl VladEncoder {
             });
         }
         let k = self.k;
+        let assigner = Assigner::new(&self.centroids, dim);
         let zero = || (vec![0.0f64; k * dim], vec![0u64; k]);
         let (sums, counts) = image_groups(sets)
             .into_par_iter()
@@ -134,8 +137,9 @@ impl VladEncoder {
                 check_rows(&buf, dim)?;
                 self.preprocess(&mut buf);
                 let (mut sums, mut counts) = zero();
-                let assign = exact::nearest_l2(&buf, &self.centroids, dim)?;
-                for (x, &(a, _)) in buf.chunks_exact(dim).zip(&assign) {
+                let mut assign = vec![0u32; buf.len() / dim];
+                assigner.assign(&buf, &mut assign);
+                for (x, &a) in buf.chunks_exact(dim).zip(&assign) {
                     let a = a as usize;
                     counts[a] += 1;
                     for (s, v) in sums[a * dim..(a + 1) * dim].iter_mut().zip(x) {
@@ -166,29 +170,33 @@ impl VladEncoder {
         Ok(moved)
     }
 
-    /// Unnormalised hard-assignment VLAD of one image into `out` (`k × dim`, zeroed here).
-    fn aggregate_hard(
-        &self,
-        xs: &[f32],
-        assign: &[(u32, f32)],
-        counts: &mut [u32],
-        out: &mut [f32],
-    ) {
+    /// Unnormalised hard-assignment VLAD of one image into `out` (`k × dim`; every
+    /// entry is written, so `out` need not be zeroed). `counts` receives the number of
+    /// descriptors per word.
+    #[inline(always)]
+    fn aggregate_hard(&self, xs: &[f32], assign: &[u32], counts: &mut [u32], out: &mut [f32]) {
         let dim = self.dim;
-        out.fill(0.0);
         counts.fill(0);
-        for (x, &(a, _)) in xs.chunks_exact(dim).zip(assign) {
+        for (x, &a) in xs.chunks_exact(dim).zip(assign) {
             let a = a as usize;
-            counts[a] += 1;
-            for (o, v) in out[a * dim..(a + 1) * dim].iter_mut().zip(x) {
-                *o += v;
+            let block = &mut out[a * dim..(a + 1) * dim];
+            if counts[a] == 0 {
+                block.copy_from_slice(x);
+            } else {
+                for (o, v) in block.iter_mut().zip(x) {
+                    *o += v;
+                }
             }
+            counts[a] += 1;
         }
         for (w, &n) in counts.iter().enumerate() {
-            if n > 0 {
+            let block = &mut out[w * dim..(w + 1) * dim];
+            if n == 0 {
+                block.fill(0.0);
+            } else {
                 let n = n as f32;
                 let c = &self.centroids[w * dim..(w + 1) * dim];
-                for (o, cv) in out[w * dim..(w + 1) * dim].iter_mut().zip(c) {
+                for (o, cv) in block.iter_mut().zip(c) {
                     *o -= n * cv;
                 }
             }
@@ -236,14 +244,92 @@ impl VladEncoder {
         }
     }
 
-    fn normalize(&self, v: &mut [f32]) {
-        if let Some(a) = self.params.power {
-            power_law(v, a);
+    /// Power law, intra-normalisation and global L2 over the blocks of the words in
+    /// `used` (the others are zero and stay zero), in two passes: power law + block
+    /// norms, then one scaling per block. `norms` is scratch of `k` entries.
+    #[inline(always)]
+    fn normalize(
+        &self,
+        v: &mut [f32],
+        used: impl Iterator<Item = usize> + Clone,
+        norms: &mut [f32],
+    ) {
+        let dim = self.dim;
+        let mut total = 0.0f32;
+        let mut nonzero = 0usize;
+        for w in used.clone() {
+            let block = &mut v[w * dim..(w + 1) * dim];
+            if let Some(a) = self.params.power {
+                power_law(block, a);
+            }
+            let sq = sum_squares(block);
+            norms[w] = sq.sqrt();
+            total += sq;
+            nonzero += usize::from(sq > 0.0);
         }
-        if self.params.intra {
-            intra_normalize(v, self.dim);
+        if total <= 0.0 {
+            return;
         }
-        l2_normalize(v);
+        // With intra-normalisation every non-zero block gets unit norm, so the global
+        // norm is √(number of non-zero blocks).
+        let global = if self.params.intra {
+            (nonzero as f32).sqrt()
+        } else {
+            total.sqrt()
+        };
+        for w in used {
+            let scale = if self.params.intra {
+                if norms[w] > 0.0 {
+                    1.0 / (norms[w] * global)
+                } else {
+                    0.0
+                }
+            } else {
+                1.0 / global
+            };
+            v[w * dim..(w + 1) * dim]
+                .iter_mut()
+                .for_each(|x| *x *= scale);
+        }
+    }
+
+    /// Aggregates and normalises the images of a batch given their assignments.
+    #[inline(always)]
+    fn encode_hard_batch(
+        &self,
+        descriptors: &[f32],
+        bounds: &[usize],
+        assign: &[u32],
+        out: &mut [f32],
+    ) {
+        let (dim, k) = (self.dim, self.k);
+        let dim_out = self.dim_out();
+        let mut counts = vec![0u32; k];
+        let mut norms = vec![0.0f32; k];
+        for (i, code) in out.chunks_exact_mut(dim_out).enumerate() {
+            let (s, e) = (bounds[i], bounds[i + 1]);
+            self.aggregate_hard(
+                &descriptors[s * dim..e * dim],
+                &assign[s..e],
+                &mut counts,
+                code,
+            );
+            let used = counts.iter().enumerate().filter(|c| *c.1 > 0).map(|c| c.0);
+            self.normalize(code, used, &mut norms);
+        }
+    }
+}
+
+simd::multiversion! {
+    /// [`VladEncoder::encode_hard_batch`] compiled for `level`.
+    fn encode_hard_batch_at(
+        enc: &VladEncoder,
+        descriptors: &[f32],
+        bounds: &[usize],
+        assign: &[u32],
+        out: &mut [f32],
+    ) {
+        enc.encode_hard_batch(descriptors, bounds, assign, out)
     }
 }
 
@@ -293,31 +379,30 @@ impl SetEncoder for VladEncoder {
         let images = check_batch(descriptors, bounds, dim, out, dim_out)?;
         match self.params.soft_alpha {
             None => {
-                let assign = exact::nearest_l2(descriptors, &self.centroids, dim)?;
-                let mut counts = vec![0u32; k];
-                for i in 0..images {
-                    let (s, e) = (bounds[i], bounds[i + 1]);
-                    let code = &mut out[i * dim_out..(i + 1) * dim_out];
-                    self.aggregate_hard(
-                        &descriptors[s * dim..e * dim],
-                        &assign[s..e],
-                        &mut counts,
-                        code,
-                    );
-                    self.normalize(code);
-                }
+                let mut assign = vec![0u32; descriptors.len() / dim];
+                Assigner::new(&self.centroids, dim).assign(descriptors, &mut assign);
+                let out = &mut out[..images * dim_out];
+                encode_hard_batch_at(
+                    simd::Level::detect(),
+                    self,
+                    descriptors,
+                    bounds,
+                    &assign,
+                    out,
+                );
             }
             Some(alpha) => {
                 let n = descriptors.len() / dim;
                 let mut dist = vec![0.0f32; n * k];
                 exact::l2_sqr_matrix(descriptors, &self.centroids, dim, &mut dist)?;
                 let mut mass = vec![0.0f32; k];
+                let mut norms = vec![0.0f32; k];
                 for i in 0..images {
                     let (s, e) = (bounds[i], bounds[i + 1]);
                     let code = &mut out[i * dim_out..(i + 1) * dim_out];
                     let xs = &descriptors[s * dim..e * dim];
                     self.aggregate_soft(xs, &dist[s * k..e * k], alpha, &mut mass, code);
-                    self.normalize(code);
+                    self.normalize(code, 0..k, &mut norms);
                 }
             }
         }
@@ -326,5 +411,57 @@ impl SetEncoder for VladEncoder {
 
     fn as_any(&self) -> &dyn Any {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::simd::Level;
+    use crate::kmeans::SeededRng;
+
+    #[test]
+    fn simd_levels_agree_with_portable_reference() {
+        let mut rng = SeededRng::new(17);
+        let (dim, k) = (24, 6);
+        let centroids: Vec<f32> = (0..k * dim).map(|_| rng.next_f64() as f32).collect();
+        let descriptors: Vec<f32> = (0..50 * dim).map(|_| rng.next_f64() as f32).collect();
+        let bounds = [0usize, 7, 7, 30, 50];
+        let mut assign = vec![0u32; 50];
+        Assigner::new(&centroids, dim).assign(&descriptors, &mut assign);
+        for params in [
+            VladParams::default(),
+            VladParams {
+                intra: false,
+                power: Some(0.3),
+                ..VladParams::default()
+            },
+            VladParams {
+                power: None,
+                ..VladParams::default()
+            },
+        ] {
+            let enc = VladEncoder::from_parts(centroids.clone(), dim, params).unwrap();
+            let mut want = vec![f32::NAN; 4 * k * dim];
+            encode_hard_batch_at(
+                Level::Portable,
+                &enc,
+                &descriptors,
+                &bounds,
+                &assign,
+                &mut want,
+            );
+            assert!(
+                want[k * dim..2 * k * dim].iter().all(|&v| v == 0.0),
+                "empty image is zero"
+            );
+            for level in Level::all() {
+                let mut got = vec![f32::NAN; 4 * k * dim];
+                encode_hard_batch_at(level, &enc, &descriptors, &bounds, &assign, &mut got);
+                for (a, b) in got.iter().zip(&want) {
+                    assert!((a - b).abs() <= 1e-6, "{level:?} {params:?}: {a} vs {b}");
+                }
+            }
+        }
     }
 }
