@@ -53,7 +53,7 @@ fn sum_code<const M: usize>(t: &[&[f32; 256]; M], code: &[u8]) -> f32 {
 
 /// `out[i] = Σ_sq lut[sq][codes[i * M + sq]]`; caller guarantees `lut.len() == M * 256`
 /// and `codes.len() == out.len() * M`.
-fn distances_fixed<const M: usize>(lut: &[f32], codes: &[u8], out: &mut [f32]) {
+pub(super) fn distances_fixed<const M: usize>(lut: &[f32], codes: &[u8], out: &mut [f32]) {
     let t = rows::<M>(lut);
     let mut code_chunks = codes.chunks_exact(4 * M);
     let mut out_chunks = out.chunks_exact_mut(4);
