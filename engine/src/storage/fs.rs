@@ -198,11 +198,26 @@ impl Storage for FsStorage {
             f.write_all(note.as_bytes())
         };
         write_note(&mut file).map_err(|e| StorageError::io(&path, e))?;
-        Ok(DirLock::new(Box::new(file)))
+        Ok(DirLock::new(Box::new(FsLockGuard { file })))
     }
 
     fn poison(&self) -> &Poison {
         &self.poison
+    }
+}
+
+/// Holds the locked `LOCK` file; unlocks explicitly when dropped. (Closing alone is not
+/// enough to release promptly: a child process forked by another thread at that moment
+/// shares the open file description until it execs, and the lock would live on with it.)
+struct FsLockGuard {
+    file: File,
+}
+
+impl Drop for FsLockGuard {
+    fn drop(&mut self) {
+        // Nothing useful can be done with an error here; closing the file releases the lock
+        // in any case once no process shares the descriptor any more.
+        let _ = self.file.unlock();
     }
 }
 

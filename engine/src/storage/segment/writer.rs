@@ -112,6 +112,10 @@ impl<'a> SegmentWriter<'a> {
     /// Appends raw bytes to the current section whatever its element kind (the caller is
     /// responsible for their encoding: little-endian elements).
     pub fn append_raw(&mut self, bytes: &[u8]) -> StorageResult<()> {
+        if bytes.is_empty() {
+            // Nothing to write (zero-length sections are closed automatically).
+            return Ok(());
+        }
         let Some(spec) = self.specs.get(self.current) else {
             return Err(StorageError::InvalidArgument(format!(
                 "{}: all declared sections are already written",

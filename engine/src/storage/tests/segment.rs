@@ -248,3 +248,22 @@ fn truncated_file_on_disk_is_an_error_not_a_sigbus() {
         assert!(err.to_string().contains("cut.vseg"), "{err}");
     }
 }
+
+#[test]
+fn write_segment_with_empty_sections_anywhere() {
+    // Regression (found by the round-trip proptest): an empty last section made
+    // `write_segment` fail because empty sections are closed automatically.
+    let storage = MemStorage::new();
+    let data = [1u8, 2, 3];
+    let empty: &[u8] = &[];
+    let sections = [
+        (SectionSpec::of::<u8>("e0", 0), empty),
+        (SectionSpec::of::<u8>("d", 3), &data[..]),
+        (SectionSpec::of::<u8>("e1", 0), empty),
+        (SectionSpec::of::<u8>("e2", 0), empty),
+    ];
+    write_segment(&storage, "e.vseg", 0, &sections).unwrap();
+    let seg = Segment::open(&storage, "e.vseg", true).unwrap();
+    assert_eq!(seg.bytes_of("d").unwrap(), data);
+    assert!(seg.bytes_of("e2").unwrap().is_empty());
+}
