@@ -1,10 +1,6 @@
-//! AVX-512 kernels (x86-64, `avx512f` + `avx512bw`). Only reachable through the dispatch
+//! AVX-512 kernels (x86-64, `avx512f` + `avx512bw` + `avx512vl`). Only reachable through the dispatch
 //! table, which installs them after `is_x86_feature_detected!` succeeds. Tails use masked
 //! loads, so there is no scalar remainder loop.
-//!
-//! The AVX-512 intrinsics are stable since Rust 1.89 (the toolchain here is 1.95); the
-//! workspace `rust-version` still says 1.85, hence the lint exception below.
-#![allow(clippy::incompatible_msrv)]
 
 use std::arch::x86_64::*;
 
@@ -14,7 +10,7 @@ fn tail_mask16(n: usize) -> __mmask16 {
     ((1u32 << n) - 1) as __mmask16
 }
 
-#[target_feature(enable = "avx512f,avx512bw")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub(super) fn l2_sqr(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len().min(b.len());
@@ -58,7 +54,7 @@ pub(super) fn l2_sqr(a: &[f32], b: &[f32]) -> f32 {
     _mm512_reduce_add_ps(sum)
 }
 
-#[target_feature(enable = "avx512f,avx512bw")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub(super) fn inner_product(a: &[f32], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len().min(b.len());
@@ -103,7 +99,7 @@ pub(super) fn inner_product(a: &[f32], b: &[f32]) -> f32 {
 ///
 /// # Safety
 /// `p` must be valid for reading `count` bytes.
-#[target_feature(enable = "avx512f,avx512bw")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 unsafe fn load_u8_ps(p: *const u8, count: usize) -> __m512 {
     let m = tail_mask16(count.min(15)) | if count >= 16 { 0xffff } else { 0 };
     // SAFETY: only the first `count` bytes are read (masked load).
@@ -111,7 +107,7 @@ unsafe fn load_u8_ps(p: *const u8, count: usize) -> __m512 {
     _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(bytes))
 }
 
-#[target_feature(enable = "avx512f,avx512bw")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub(super) fn l2_sqr_u8_f32(a: &[u8], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len().min(b.len());
@@ -149,7 +145,7 @@ pub(super) fn l2_sqr_u8_f32(a: &[u8], b: &[f32]) -> f32 {
     _mm512_reduce_add_ps(_mm512_add_ps(acc[0], acc[1]))
 }
 
-#[target_feature(enable = "avx512f,avx512bw")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub(super) fn inner_product_u8_f32(a: &[u8], b: &[f32]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len().min(b.len());
@@ -189,7 +185,7 @@ pub(super) fn inner_product_u8_f32(a: &[u8], b: &[f32]) -> f32 {
 /// so 2^16 bytes stay far below `i32::MAX`.
 const U8_FLUSH: usize = 1 << 16;
 
-#[target_feature(enable = "avx512f,avx512bw")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub(super) fn l2_sqr_u8(a: &[u8], b: &[u8]) -> f32 {
     debug_assert_eq!(a.len(), b.len());
     let n = a.len().min(b.len());

@@ -88,18 +88,19 @@ mod x86_tables {
         })
     }
 
-    /// The AVX-512 table, if the CPU has `avx512f` and `avx512bw`.
+    /// The AVX-512 table, if the CPU has `avx512f`, `avx512bw` and `avx512vl`.
     pub(super) fn detect_avx512() -> Option<Kernels> {
-        (is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")).then_some(
-            Kernels {
-                name: "avx512",
-                l2_sqr: avx512_l2,
-                inner_product: avx512_ip,
-                l2_sqr_u8_f32: avx512_l2_u8f,
-                inner_product_u8_f32: avx512_ip_u8f,
-                l2_sqr_u8: avx512_l2_u8,
-            },
-        )
+        (is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vl"))
+        .then_some(Kernels {
+            name: "avx512",
+            l2_sqr: avx512_l2,
+            inner_product: avx512_ip,
+            l2_sqr_u8_f32: avx512_l2_u8f,
+            inner_product_u8_f32: avx512_ip_u8f,
+            l2_sqr_u8: avx512_l2_u8,
+        })
     }
 }
 

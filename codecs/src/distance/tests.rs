@@ -106,6 +106,8 @@ fn x86_paths_are_listed_when_supported() {
     );
     assert_eq!(
         names.contains(&"avx512"),
-        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw")
+        is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512vl")
     );
 }

@@ -124,7 +124,6 @@ fn scan_scalar<S: TileSink>(
 /// `dim * NR` floats.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::incompatible_msrv)] // AVX-512 intrinsics: stable since 1.89 (toolchain 1.95)
 unsafe fn kernel_avx512<const M: usize>(q: &[f32], dim: usize, panel: &[f32], dots: &mut DotTile) {
     debug_assert!(q.len() >= M * dim && panel.len() >= dim * NR);
     let (qp, xp) = (q.as_ptr(), panel.as_ptr());

@@ -87,6 +87,14 @@ impl QueriesU8 {
             dim4,
         })
     }
+
+    /// Query `i` back as its original `dim` bytes.
+    pub(crate) fn bytes(&self, i: usize, dim: usize) -> Vec<u8> {
+        self.shifted[i * self.dim4..][..dim]
+            .iter()
+            .map(|&b| (i32::from(b) + 128) as u8)
+            .collect()
+    }
 }
 
 /// Scans every query tile of `queries` (rows of `dim4` shifted bytes, a block of a
@@ -146,7 +154,6 @@ fn scan_scalar<S: IntTileSink>(
 /// `panel` `dim4 * NR` bytes, 64-byte aligned.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-#[allow(clippy::incompatible_msrv)] // AVX-512 intrinsics: stable since 1.89 (toolchain 1.95)
 unsafe fn kernel_vnni<const M: usize>(q: &[i8], dim4: usize, panel: &[u8], dots: &mut IntTile) {
     debug_assert!(q.len() >= M * dim4 && panel.len() >= dim4 * NR);
     let (qp, xp) = (q.as_ptr(), panel.as_ptr());
@@ -213,4 +220,130 @@ unsafe fn scan_vnni<S: IntTileSink>(
             sink.tile(t * MR, m, p, &dots);
         }
     }
+}
+
+/// Packs 16 consecutive rows into lanes `lane0..lane0 + 16` of a panel (layout in
+/// [`super::panels`]) and writes their biases `||x||² - 256 * sum(x)`. Returns `false`
+/// (and does nothing) when `path` has no fast packer; the caller then packs in scalar.
+pub(crate) fn pack_16_rows(
+    path: U8Path,
+    rows: &[&[u8]; 16],
+    dim: usize,
+    panel: &mut [u8],
+    lane0: usize,
+    bias: &mut [i32; 16],
+) -> bool {
+    let dim4 = dim.div_ceil(4) * 4;
+    if lane0 + 16 > NR || panel.len() < dim4 * NR || rows.iter().any(|r| r.len() < dim) {
+        return false;
+    }
+    match path {
+        U8Path::Scalar => false,
+        #[cfg(target_arch = "x86_64")]
+        U8Path::Vnni => {
+            // SAFETY: `Vnni` implies the features were detected; lengths checked above.
+            unsafe { pack_16_rows_vnni(rows, dim, panel, lane0, bias) };
+            true
+        }
+    }
+}
+
+/// Permute indices of one butterfly stage with half-size `h`: lane `j` of the new row
+/// `i` (`i & h == 0`) takes `a[j]` or `b[j - h]`; of row `i + h`, `a[j + h]` or `b[j]`
+/// (indices >= 16 select from `b`).
+const fn butterfly(h: usize) -> [[i32; 16]; 2] {
+    let mut idx = [[0i32; 16]; 2];
+    let mut j = 0;
+    while j < 16 {
+        if j & h == 0 {
+            idx[0][j] = j as i32;
+            idx[1][j] = (j + h) as i32;
+        } else {
+            idx[0][j] = (16 + j - h) as i32;
+            idx[1][j] = (16 + j) as i32;
+        }
+        j += 1;
+    }
+    idx
+}
+
+const BUTTERFLY: [[[i32; 16]; 2]; 4] = [butterfly(8), butterfly(4), butterfly(2), butterfly(1)];
+
+/// One butterfly stage over all row pairs `(i, i + H)`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn butterfly_stage<const H: usize, const S: usize>(m: &mut [__m512i; 16]) {
+    // SAFETY: the tables are 64 readable bytes each.
+    let (lo, hi) = unsafe {
+        (
+            _mm512_loadu_si512(BUTTERFLY[S][0].as_ptr().cast()),
+            _mm512_loadu_si512(BUTTERFLY[S][1].as_ptr().cast()),
+        )
+    };
+    for i in 0..16 {
+        if i & H == 0 {
+            let (a, b) = (m[i], m[i + H]);
+            m[i] = _mm512_permutex2var_epi32(a, lo, b);
+            m[i + H] = _mm512_permutex2var_epi32(a, hi, b);
+        }
+    }
+}
+
+/// Transposes 16 rows x 16 dwords in registers (`m[i]` lane `j` becomes `m[j]` lane `i`)
+/// with four butterfly stages of two-source permutes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn transpose_16x16(m: &mut [__m512i; 16]) {
+    butterfly_stage::<8, 0>(m);
+    butterfly_stage::<4, 1>(m);
+    butterfly_stage::<2, 2>(m);
+    butterfly_stage::<1, 3>(m);
+}
+
+/// # Safety
+/// The CPU must support avx512f/bw/vnni; every row holds at least `dim` bytes, `panel`
+/// at least `ceil(dim / 4) * 4 * NR` bytes, and `lane0 + 16 <= NR`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+unsafe fn pack_16_rows_vnni(
+    rows: &[&[u8]; 16],
+    dim: usize,
+    panel: &mut [u8],
+    lane0: usize,
+    bias: &mut [i32; 16],
+) {
+    let groups = dim.div_ceil(4);
+    let flip = _mm512_set1_epi8(-128);
+    let ones = _mm512_set1_epi8(1);
+    let mut sq = _mm512_setzero_si512();
+    let mut sum = _mm512_setzero_si512();
+    let out = panel.as_mut_ptr();
+    for c in 0..dim.div_ceil(64) {
+        let take = (dim - 64 * c).min(64);
+        let mask: __mmask64 = if take == 64 {
+            u64::MAX
+        } else {
+            (1u64 << take) - 1
+        };
+        let mut m = [_mm512_setzero_si512(); 16];
+        for (v, row) in m.iter_mut().zip(rows) {
+            // SAFETY: bytes 64c..64c + take of `row` exist (`row.len() >= dim`); the
+            // masked load reads nothing else.
+            *v = unsafe { _mm512_maskz_loadu_epi8(mask, row.as_ptr().add(64 * c).cast()) };
+        }
+        transpose_16x16(&mut m);
+        for (j, &v) in m.iter().enumerate().take(groups - 16 * c) {
+            let g = 16 * c + j;
+            // SAFETY: g < groups, so bytes g * NR * 4 + lane0 * 4 .. + 64 lie within the
+            // panel's `groups * 4 * NR` bytes.
+            unsafe { _mm512_storeu_si512(out.add(g * NR * 4 + lane0 * 4).cast(), v) };
+            sq = _mm512_dpbusd_epi32(sq, v, _mm512_xor_si512(v, flip));
+            sum = _mm512_dpbusd_epi32(sum, v, ones);
+        }
+    }
+    // sum(x (x - 128)) - 128 sum(x) = ||x||² - 256 sum(x)
+    let b = _mm512_sub_epi32(sq, _mm512_slli_epi32::<7>(sum));
+    // SAFETY: `bias` is 16 writable i32s.
+    unsafe { _mm512_storeu_si512(bias.as_mut_ptr().cast(), b) };
 }

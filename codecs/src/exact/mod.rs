@@ -21,6 +21,7 @@
 mod gemm_f32;
 mod gemm_u8;
 mod panels;
+mod reservoir;
 mod sinks;
 #[cfg(test)]
 mod tests;
@@ -32,9 +33,11 @@ use rayon::prelude::*;
 use self::gemm_f32::{F32Path, MR};
 use self::gemm_u8::{QueriesU8, U8Path};
 use self::panels::{MAX_U8_DIM, NR, Panels, PanelsU8};
+use self::reservoir::Reservoir;
 use self::sinks::{KnnSink, KnnU8Sink, MatrixSink, NearestSink};
+use crate::distance;
 use crate::error::{CodecError, Result};
-use crate::topk::{Neighbor, TopK};
+use crate::topk::Neighbor;
 use crate::vectors::{ElemType, VectorsRef};
 
 /// Queries per task in the nearest-centroid and matrix helpers (a multiple of `MR`).
@@ -42,7 +45,7 @@ const QUERIES_PER_TASK: usize = 20 * MR;
 
 /// Number of rows of a contiguous matrix, or a dimension error.
 fn rows_of(data: &[f32], dim: usize) -> Result<usize> {
-    if dim == 0 || data.len() % dim != 0 {
+    if dim == 0 || !data.len().is_multiple_of(dim) {
         return Err(CodecError::DimensionMismatch {
             expected: dim,
             got: data.len(),
@@ -81,6 +84,9 @@ struct Plan {
     prepack_max_bytes: usize,
     /// Fewest database rows worth a task of their own.
     min_rows_per_task: usize,
+    /// Whether tasks with very few queries may skip packing (see
+    /// [`KnnEngine::min_queries_for_packing`]).
+    direct: bool,
 }
 
 impl Plan {
@@ -88,6 +94,7 @@ impl Plan {
         block_bytes: 256 << 10,
         prepack_max_bytes: 64 << 20,
         min_rows_per_task: 4096,
+        direct: true,
     };
 }
 
@@ -105,12 +112,12 @@ fn knn_l2_with(
     if k == 0 || base.is_empty() || nq == 0 {
         return Ok(vec![Vec::new(); nq]);
     }
-    if base.elem() == ElemType::U8 && dim <= MAX_U8_DIM {
-        if let Some(path) = u8_path {
-            if let Some(q8) = QueriesU8::convert(queries, dim) {
-                return Ok(knn_driver(&U8Engine { path, q: q8 }, nq, base, k, plan));
-            }
-        }
+    if base.elem() == ElemType::U8
+        && dim <= MAX_U8_DIM
+        && let Some(path) = u8_path
+        && let Some(q8) = QueriesU8::convert(queries, dim)
+    {
+        return Ok(knn_driver(&U8Engine { path, q: q8 }, nq, base, k, plan));
     }
     let engine = F32Engine {
         path: f32_path,
@@ -238,6 +245,17 @@ trait KnnEngine: Sync {
     fn row_bytes(&self, dim: usize) -> usize;
     /// Packs base rows `rows` into `out`.
     fn pack(&self, base: &VectorsRef<'_>, rows: Range<usize>, out: &mut Self::Packed);
+    /// Below this many queries per task, packing costs more than it saves and
+    /// [`KnnEngine::scan_direct`] runs instead.
+    fn min_queries_for_packing(&self) -> usize;
+    /// Distances of queries `qr` to base rows `rows`, one pair at a time (no packing).
+    fn scan_direct(
+        &self,
+        base: &VectorsRef<'_>,
+        rows: Range<usize>,
+        qr: Range<usize>,
+        heaps: &mut [Reservoir],
+    );
     /// Scans queries `qr` against panels `prange` of `packed` (whose row 0 has id
     /// `id0`), updating `heaps` / `thresholds` (indexed from `qr.start`).
     fn scan(
@@ -246,7 +264,7 @@ trait KnnEngine: Sync {
         prange: Range<usize>,
         id0: u64,
         qr: Range<usize>,
-        heaps: &mut [TopK],
+        heaps: &mut [Reservoir],
         thresholds: &mut [f32],
     );
 }
@@ -260,6 +278,38 @@ struct F32Engine<'q> {
 
 impl KnnEngine for F32Engine<'_> {
     type Packed = Panels;
+    fn min_queries_for_packing(&self) -> usize {
+        16
+    }
+    fn scan_direct(
+        &self,
+        base: &VectorsRef<'_>,
+        rows: Range<usize>,
+        qr: Range<usize>,
+        heaps: &mut [Reservoir],
+    ) {
+        let kern = distance::kernels();
+        let dim = self.dim;
+        let queries = &self.queries[qr.start * dim..qr.end * dim];
+        let mut row = vec![0.0f32; dim];
+        for r in rows {
+            let id = r as u64;
+            match base.elem() {
+                ElemType::U8 => {
+                    let x = base.row_bytes(r);
+                    for (q, heap) in queries.chunks_exact(dim).zip(heaps.iter_mut()) {
+                        heap.push(id, (kern.l2_sqr_u8_f32)(x, q));
+                    }
+                }
+                ElemType::F32 => {
+                    base.row_f32_into(r, &mut row);
+                    for (q, heap) in queries.chunks_exact(dim).zip(heaps.iter_mut()) {
+                        heap.push(id, (kern.l2_sqr)(&row, q));
+                    }
+                }
+            }
+        }
+    }
     fn row_bytes(&self, dim: usize) -> usize {
         dim * 4
     }
@@ -274,7 +324,7 @@ impl KnnEngine for F32Engine<'_> {
         prange: Range<usize>,
         id0: u64,
         qr: Range<usize>,
-        heaps: &mut [TopK],
+        heaps: &mut [Reservoir],
         thresholds: &mut [f32],
     ) {
         let mut sink = KnnSink {
@@ -296,11 +346,35 @@ struct U8Engine {
 
 impl KnnEngine for U8Engine {
     type Packed = PanelsU8;
+    fn min_queries_for_packing(&self) -> usize {
+        4
+    }
+    fn scan_direct(
+        &self,
+        base: &VectorsRef<'_>,
+        rows: Range<usize>,
+        qr: Range<usize>,
+        heaps: &mut [Reservoir],
+    ) {
+        let l2 = distance::kernels().l2_sqr_u8;
+        let queries: Vec<Vec<u8>> = qr.map(|i| self.q.bytes(i, base.dim())).collect();
+        for r in rows {
+            let x = base.row_bytes(r);
+            for (q, heap) in queries.iter().zip(heaps.iter_mut()) {
+                heap.push(r as u64, l2(x, q));
+            }
+        }
+    }
     fn row_bytes(&self, dim: usize) -> usize {
         dim.div_ceil(4) * 4
     }
     fn pack(&self, base: &VectorsRef<'_>, rows: Range<usize>, out: &mut PanelsU8) {
-        out.pack(rows.len(), base.dim(), |r| base.row_bytes(rows.start + r));
+        out.pack(
+            rows.len(),
+            base.dim(),
+            |r| base.row_bytes(rows.start + r),
+            self.path,
+        );
     }
     fn scan(
         &self,
@@ -308,7 +382,7 @@ impl KnnEngine for U8Engine {
         prange: Range<usize>,
         id0: u64,
         qr: Range<usize>,
-        heaps: &mut [TopK],
+        heaps: &mut [Reservoir],
         thresholds: &mut [f32],
     ) {
         let mut sink = KnnU8Sink {
@@ -348,7 +422,9 @@ fn knn_driver<E: KnnEngine>(
     let bparts = split(nb, bparts_wanted, NR);
     let block_rows = (plan.block_bytes / (NR * row_bytes.max(1))).max(1) * NR;
 
-    let shared = (nb.saturating_mul(row_bytes) <= plan.prepack_max_bytes).then(|| {
+    let use_direct = |q: &Range<usize>| plan.direct && q.len() < engine.min_queries_for_packing();
+    let direct = qparts.iter().all(use_direct);
+    let shared = (!direct && nb.saturating_mul(row_bytes) <= plan.prepack_max_bytes).then(|| {
         let mut packed = E::Packed::default();
         engine.pack(base, 0..nb, &mut packed);
         packed
@@ -357,14 +433,18 @@ fn knn_driver<E: KnnEngine>(
     let tasks: Vec<(usize, usize)> = (0..qparts.len())
         .flat_map(|q| (0..bparts.len()).map(move |b| (q, b)))
         .collect();
-    let partial: Vec<Vec<TopK>> = tasks
+    let partial: Vec<Vec<Reservoir>> = tasks
         .par_iter()
         .map(|&(qi, bi)| {
             let qr = qparts[qi].clone();
-            let mut heaps: Vec<TopK> = qr.clone().map(|_| TopK::new(k)).collect();
+            let mut heaps: Vec<Reservoir> = qr.clone().map(|_| Reservoir::new(k)).collect();
             let mut thresholds = vec![f32::INFINITY; qr.len()];
             let mut local = E::Packed::default();
             let rows = bparts[bi].clone();
+            if use_direct(&qr) {
+                engine.scan_direct(base, rows, qr, &mut heaps);
+                return heaps;
+            }
             for start in rows.clone().step_by(block_rows) {
                 let end = (start + block_rows).min(rows.end);
                 match &shared {
@@ -397,15 +477,13 @@ fn knn_driver<E: KnnEngine>(
     let mut merged: Vec<Vec<Neighbor>> = Vec::with_capacity(nq);
     let mut partial = partial.into_iter();
     for _ in 0..qparts.len() {
-        let mut heaps: Vec<TopK> = partial.next().unwrap_or_default();
+        let mut heaps: Vec<Reservoir> = partial.next().unwrap_or_default();
         for _ in 1..bparts.len() {
             for (into, other) in heaps.iter_mut().zip(partial.next().unwrap_or_default()) {
-                for n in other.into_sorted() {
-                    into.push(n.id, n.distance);
-                }
+                into.merge(other);
             }
         }
-        merged.extend(heaps.into_iter().map(TopK::into_sorted));
+        merged.extend(heaps.into_iter().map(Reservoir::into_sorted));
     }
     merged
 }

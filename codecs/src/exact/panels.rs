@@ -10,6 +10,8 @@
 //! Padding rows (past the last real row of the final panel) are zero and marked invalid
 //! by [`Panels::rows`]; sinks never report them.
 
+use super::gemm_u8::{self, U8Path};
+
 /// Rows per panel (the micro-kernels' tile width).
 pub(crate) const NR: usize = 32;
 
@@ -129,6 +131,30 @@ pub(crate) const PAD_BIAS: i32 = 1 << 30;
 /// Largest dimension the integer path accepts: every intermediate stays within `i32`.
 pub(crate) const MAX_U8_DIM: usize = 4096;
 
+/// Packs one row (`src`, empty for a padding row) into lane `lane` of `panel`; returns
+/// its bias `||x||² - 256 * sum(x)` (`None` for a padding row).
+fn pack_row_scalar(src: &[u8], dim4: usize, panel: &mut [u8], lane: usize) -> Option<i32> {
+    let full = src.len() / 4;
+    for (g, group) in src.chunks_exact(4).enumerate() {
+        panel[g * NR * 4 + lane * 4..][..4].copy_from_slice(group);
+    }
+    for g in full..dim4 / 4 {
+        let dst = &mut panel[g * NR * 4 + lane * 4..][..4];
+        for (b, o) in dst.iter_mut().enumerate() {
+            *o = src.get(4 * g + b).copied().unwrap_or(0);
+        }
+    }
+    if src.is_empty() {
+        return None;
+    }
+    let (mut sq, mut sum) = (0i32, 0i32);
+    for &v in src {
+        sq += i32::from(v) * i32::from(v);
+        sum += i32::from(v);
+    }
+    Some(sq - 256 * sum)
+}
+
 /// A block of `u8` database rows packed for the integer kernels, with per-row constants.
 #[derive(Default)]
 pub(crate) struct PanelsU8 {
@@ -141,8 +167,15 @@ pub(crate) struct PanelsU8 {
 }
 
 impl PanelsU8 {
-    /// Packs `rows` rows of `dim` bytes; `row(r)` returns row `r` (`dim` bytes).
-    pub(crate) fn pack<'a>(&mut self, rows: usize, dim: usize, row: impl Fn(usize) -> &'a [u8]) {
+    /// Packs `rows` rows of `dim` bytes; `row(r)` returns row `r` (`dim` bytes). Full
+    /// groups of 16 rows go through `path`'s fast packer when it has one.
+    pub(crate) fn pack<'a>(
+        &mut self,
+        rows: usize,
+        dim: usize,
+        row: impl Fn(usize) -> &'a [u8],
+        path: U8Path,
+    ) {
         let panels = rows.div_ceil(NR);
         let dim4 = dim.div_ceil(4) * 4;
         self.rows = rows;
@@ -151,24 +184,20 @@ impl PanelsU8 {
         self.bias.clear();
         self.bias.resize(panels * NR, PAD_BIAS);
         let data = self.buf.bytes_mut();
-        for r in 0..panels * NR {
-            let panel = &mut data[(r / NR) * NR * dim4..][..NR * dim4];
-            let lane = r % NR;
-            let src: &[u8] = if r < rows { row(r) } else { &[] };
-            let mut groups = src.chunks(4);
-            for g in 0..dim4 / 4 {
-                let dst = &mut panel[g * NR * 4 + lane * 4..][..4];
-                let group = groups.next().unwrap_or(&[]);
-                dst[..group.len()].copy_from_slice(group);
-                dst[group.len()..].fill(0);
-            }
-            if r < rows {
-                let (mut sq, mut sum) = (0i32, 0i32);
-                for &v in src {
-                    sq += i32::from(v) * i32::from(v);
-                    sum += i32::from(v);
+        for r0 in (0..panels * NR).step_by(16) {
+            let panel = &mut data[(r0 / NR) * NR * dim4..][..NR * dim4];
+            let lane0 = r0 % NR;
+            if r0 + 16 <= rows {
+                let group: [&[u8]; 16] = std::array::from_fn(|i| row(r0 + i));
+                let mut bias = [0i32; 16];
+                if gemm_u8::pack_16_rows(path, &group, dim, panel, lane0, &mut bias) {
+                    self.bias[r0..r0 + 16].copy_from_slice(&bias);
+                    continue;
                 }
-                self.bias[r] = sq - 256 * sum;
+            }
+            for r in r0..r0 + 16 {
+                let src: &[u8] = if r < rows { row(r) } else { &[] };
+                self.bias[r] = pack_row_scalar(src, dim4, panel, r % NR).unwrap_or(PAD_BIAS);
             }
         }
     }

@@ -9,7 +9,7 @@
 use super::gemm_f32::{DotTile, TileSink};
 use super::gemm_u8::{IntTile, IntTileSink};
 use super::panels::{NR, Panels, PanelsU8};
-use crate::topk::TopK;
+use super::reservoir::Reservoir;
 
 /// Rebuilds the `NR` squared distances of one query from its dot products.
 #[inline(always)]
@@ -33,8 +33,8 @@ pub(crate) struct KnnSink<'a> {
     pub(crate) panels: &'a Panels,
     /// Id of the packed block's first row.
     pub(crate) id0: u64,
-    pub(crate) heaps: &'a mut [TopK],
-    /// `heaps[i].threshold()`, cached.
+    pub(crate) heaps: &'a mut [Reservoir],
+    /// `heaps[i].threshold()`, cached contiguously.
     pub(crate) thresholds: &'a mut [f32],
 }
 
@@ -127,7 +127,7 @@ pub(crate) struct KnnU8Sink<'a> {
     pub(crate) qnorms: &'a [i32],
     pub(crate) panels: &'a PanelsU8,
     pub(crate) id0: u64,
-    pub(crate) heaps: &'a mut [TopK],
+    pub(crate) heaps: &'a mut [Reservoir],
     pub(crate) thresholds: &'a mut [f32],
 }
 

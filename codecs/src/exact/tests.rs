@@ -46,17 +46,23 @@ fn naive(queries: &[f32], base: &[f32], dim: usize, k: usize) -> Vec<Vec<(u64, f
 }
 
 /// Plans that force base splits, streaming and tiny blocks.
-const PLANS: [Plan; 3] = [
+const PLANS: [Plan; 4] = [
     Plan::DEFAULT,
+    Plan {
+        direct: false,
+        ..Plan::DEFAULT
+    },
     Plan {
         block_bytes: 1,
         prepack_max_bytes: 0,
         min_rows_per_task: 1,
+        direct: false,
     },
     Plan {
         block_bytes: 3 * 32 * 20,
         prepack_max_bytes: usize::MAX,
         min_rows_per_task: 40,
+        direct: false,
     },
 ];
 
