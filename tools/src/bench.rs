@@ -9,11 +9,10 @@ use std::time::Instant;
 
 use clap::Args;
 use vladdb::codecs::exact;
-use vladdb::codecs::index::{SearchParams, VectorIndex, build_index};
 use vladdb::vecfile::{VectorFile, read_ivecs};
 
+use crate::bench_index::bench_index;
 use crate::metrics::recalls;
-use crate::progress;
 use crate::report::{BenchRow, print_rows};
 use crate::{CliResult, err, with_threads};
 
@@ -55,6 +54,10 @@ pub struct BenchArgs {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Build the index in memory instead of through the engine (a database in a
+    /// temporary directory, reopened before searching).
+    #[arg(long)]
+    pub memory: bool,
 }
 
 /// The truth the harness scores against: per query, ids nearest first.
@@ -184,99 +187,9 @@ fn bench_flat(
         bytes: (base.rows() * base.dim() * base.elem().size()) as u64,
         rerank: 0,
         vectors: base.rows(),
+        open_ms: None,
+        storage: "file".into(),
     }])
-}
-
-/// Builds `spec` in memory (train on `train`, add all of `base` with row numbers as ids),
-/// then times the search at every `--nprobe` (once for specs without an inverted file).
-fn bench_index(
-    args: &BenchArgs,
-    spec: &str,
-    base: &VectorFile,
-    train: &VectorFile,
-    queries: &[f32],
-    truth: &Truth,
-    threads: usize,
-) -> CliResult<Vec<BenchRow>> {
-    let mut index = build_index(spec, base.dim()).map_err(err)?;
-    let spinner = progress::spinner(&format!("train {spec}"));
-    let start = Instant::now();
-    with_threads(threads, || index.train(&train.vectors()))?.map_err(err)?;
-    let train_s = start.elapsed().as_secs_f64();
-    spinner.finish_and_clear();
-
-    let vectors = base.vectors();
-    let rows = vectors.rows();
-    const CHUNK: usize = 65_536;
-    let bar = progress::bar(rows as u64, "add");
-    let start = Instant::now();
-    let mut first = 0;
-    while first < rows {
-        let count = CHUNK.min(rows - first);
-        let chunk = vectors.slice(first, count).map_err(err)?;
-        let ids: Vec<u64> = (first as u64..(first + count) as u64).collect();
-        with_threads(threads, || index.add(&chunk, &ids))?.map_err(err)?;
-        first += count;
-        bar.set_position(first as u64);
-    }
-    let add_s = start.elapsed().as_secs_f64();
-    bar.finish_and_clear();
-
-    let probes: Vec<Option<usize>> = match index.nlist() {
-        Some(_) => args.nprobe.iter().map(|&p| Some(p)).collect(),
-        None => vec![None],
-    };
-    let runs = args.runs.unwrap_or(3).max(1);
-    let mut out = Vec::new();
-    for nprobe in probes {
-        let params = SearchParams {
-            k: args.k,
-            nprobe: nprobe.unwrap_or(1),
-            rerank: args.rerank,
-        };
-        let (ids, seconds) = timed_search(index.as_ref(), queries, &params, runs, threads)?;
-        let r = recalls(&ids, truth, args.k);
-        out.push(BenchRow {
-            spec: index.spec(),
-            nprobe,
-            k: args.k,
-            queries: ids.len(),
-            threads,
-            recall_1_at_1: r.r1_at_1,
-            recall_1_at_10: r.r1_at_10,
-            recall_1_at_100: r.r1_at_100,
-            recall_10_at_10: r.r10_at_10,
-            qps: ids.len() as f64 / seconds,
-            train_s,
-            add_s,
-            bytes: index.bytes() as u64,
-            rerank: args.rerank,
-            vectors: index.len(),
-        });
-    }
-    Ok(out)
-}
-
-/// Best-of-`runs` wall time of one batch search; returns the ids of the last run.
-fn timed_search(
-    index: &dyn VectorIndex,
-    queries: &[f32],
-    params: &SearchParams,
-    runs: usize,
-    threads: usize,
-) -> CliResult<(Vec<Vec<u64>>, f64)> {
-    let mut best = f64::INFINITY;
-    let mut results = Vec::new();
-    for _ in 0..runs {
-        let start = Instant::now();
-        results = with_threads(threads, || index.search(queries, params))?.map_err(err)?;
-        best = best.min(start.elapsed().as_secs_f64());
-    }
-    let ids = results
-        .into_iter()
-        .map(|list| list.into_iter().map(|n| n.id).collect())
-        .collect();
-    Ok((ids, best))
 }
 
 /// Reads the first `nq` rows of an `.ivecs` ground-truth file.

@@ -89,6 +89,9 @@ pub struct SearchArgs {
     /// One JSON object per query.
     #[arg(long)]
     pub json: bool,
+    /// Print the time to open the database and to search on stderr.
+    #[arg(long)]
+    pub timing: bool,
 }
 
 #[derive(Args, Debug)]
@@ -226,7 +229,9 @@ pub fn delete(a: &DeleteArgs) -> CliResult<()> {
 }
 
 pub fn search(a: &SearchArgs) -> CliResult<()> {
+    let start = Instant::now();
     let db = Database::open_read_only(&a.db).map_err(err)?;
+    let open_ms = start.elapsed().as_secs_f64() * 1e3;
     let file = VectorFile::open(&a.input.input).map_err(err)?;
     let (offset, count) = input_rows(&a.input, &file)?;
     let queries = file.vectors().to_f32_vec(offset, count);
@@ -235,7 +240,14 @@ pub fn search(a: &SearchArgs) -> CliResult<()> {
         nprobe: a.nprobe,
         rerank: a.rerank,
     };
+    let start = Instant::now();
     let results = db.search_batch(&queries, &params).map_err(err)?;
+    if a.timing {
+        eprintln!(
+            "open {open_ms:.2} ms, search of {count} queries {:.2} ms",
+            start.elapsed().as_secs_f64() * 1e3
+        );
+    }
     let mut out = String::new();
     for (i, hits) in results.iter().enumerate() {
         if a.json {

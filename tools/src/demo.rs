@@ -42,5 +42,6 @@ pub fn run(args: &DemoArgs) -> CliResult<()> {
         rerank: 0,
         runs: Some(3),
         json: false,
+        memory: false,
     })
 }

@@ -3,6 +3,7 @@
 //! Every error is printed as one line on stderr and the process exits with status 1.
 
 mod bench;
+mod bench_index;
 mod db_cmds;
 mod demo;
 mod metrics;

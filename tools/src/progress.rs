@@ -2,19 +2,7 @@
 
 use std::io::IsTerminal;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-
-/// A bar of `len` steps labelled `what`; hidden unless stderr is a terminal.
-pub fn bar(len: u64, what: &str) -> ProgressBar {
-    let pb = ProgressBar::with_draw_target(Some(len), draw_target());
-    if let Ok(style) =
-        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({elapsed}, eta {eta})")
-    {
-        pb.set_style(style.progress_chars("=> "));
-    }
-    pb.set_message(what.to_string());
-    pb
-}
+use indicatif::{ProgressBar, ProgressDrawTarget};
 
 /// A spinner for work of unknown length; hidden unless stderr is a terminal.
 pub fn spinner(what: &str) -> ProgressBar {

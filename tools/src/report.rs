@@ -22,6 +22,11 @@ pub struct BenchRow {
     pub rerank: usize,
     /// Vectors in the index.
     pub vectors: usize,
+    /// Time to open the built database (engine builds only).
+    pub open_ms: Option<f64>,
+    /// Where the index lived: `disk` (the engine), `memory`, or `file` (exact search
+    /// straight over the vector file).
+    pub storage: String,
 }
 
 /// Prints rows as JSON lines or as a table (with a header).

@@ -38,17 +38,39 @@ fn help_lists_subcommands_and_every_subcommand_has_help() {
 #[test]
 fn flat_bench_on_sample_has_perfect_recall_and_the_json_keys() {
     let out = vladdb(&[
-        "bench", "--base", &sample("base.bvecs"), "--query", &sample("query.bvecs"),
-        "--gt", &sample("groundtruth.ivecs"), "--spec", "Flat", "--queries", "50",
-        "--threads", "1", "--json",
+        "bench",
+        "--base",
+        &sample("base.bvecs"),
+        "--query",
+        &sample("query.bvecs"),
+        "--gt",
+        &sample("groundtruth.ivecs"),
+        "--spec",
+        "Flat",
+        "--queries",
+        "50",
+        "--threads",
+        "1",
+        "--json",
     ]);
     assert!(out.status.success(), "{}", stderr_line(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let line = stdout.lines().next().expect("one JSON line");
     let row: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
     for key in [
-        "spec", "nprobe", "k", "queries", "threads", "recall_1_at_1", "recall_1_at_10",
-        "recall_1_at_100", "recall_10_at_10", "qps", "train_s", "add_s", "bytes",
+        "spec",
+        "nprobe",
+        "k",
+        "queries",
+        "threads",
+        "recall_1_at_1",
+        "recall_1_at_10",
+        "recall_1_at_100",
+        "recall_10_at_10",
+        "qps",
+        "train_s",
+        "add_s",
+        "bytes",
     ] {
         assert!(row.get(key).is_some(), "missing key {key} in {line}");
     }
@@ -60,16 +82,33 @@ fn flat_bench_on_sample_has_perfect_recall_and_the_json_keys() {
 #[test]
 fn bench_without_gt_computes_it() {
     let out = vladdb(&[
-        "bench", "--base", &sample("base.bvecs"), "--query", &sample("query.bvecs"),
-        "--spec", "Flat", "--queries", "20", "-k", "10", "--json",
+        "bench",
+        "--base",
+        &sample("base.bvecs"),
+        "--query",
+        &sample("query.bvecs"),
+        "--spec",
+        "Flat",
+        "--queries",
+        "20",
+        "-k",
+        "10",
+        "--json",
     ]);
     assert!(out.status.success(), "{}", stderr_line(&out));
     assert!(stderr_line(&out).contains("exact top-100"));
-    let row: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or(""))
-            .expect("valid JSON");
+    let row: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or(""),
+    )
+    .expect("valid JSON");
     assert_eq!(row["recall_1_at_10"], 1.0);
-    assert!(row["recall_1_at_100"].is_null(), "k = 10 cannot give recall@100");
+    assert!(
+        row["recall_1_at_100"].is_null(),
+        "k = 10 cannot give recall@100"
+    );
 }
 
 #[test]
@@ -79,8 +118,13 @@ fn truncated_vector_file_is_a_one_line_error() {
     let cut = dir.path().join("cut.bvecs");
     std::fs::write(&cut, &bytes[..bytes.len() - 3]).expect("write");
     let out = vladdb(&[
-        "bench", "--base", cut.to_str().unwrap_or_default(), "--query", &sample("query.bvecs"),
-        "--spec", "Flat",
+        "bench",
+        "--base",
+        cut.to_str().unwrap_or_default(),
+        "--query",
+        &sample("query.bvecs"),
+        "--spec",
+        "Flat",
     ]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr_line(&out);
@@ -91,7 +135,15 @@ fn truncated_vector_file_is_a_one_line_error() {
 
 #[test]
 fn missing_file_and_bad_arguments_exit_1() {
-    let out = vladdb(&["bench", "--base", "/nonexistent.fvecs", "--query", "/x.fvecs", "--spec", "Flat"]);
+    let out = vladdb(&[
+        "bench",
+        "--base",
+        "/nonexistent.fvecs",
+        "--query",
+        "/x.fvecs",
+        "--spec",
+        "Flat",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stderr_line(&out).lines().count(), 1);
     let out = vladdb(&["bench", "--nope"]);
