@@ -87,7 +87,7 @@ fn read_npy(path: &str) -> Result<Matrix, String> {
 fn write_npy_f32(path: &str, rows: usize, cols: usize, data: &[f32]) -> Result<(), String> {
     let mut header =
         format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');

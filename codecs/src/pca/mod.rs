@@ -360,7 +360,7 @@ impl Pca {
     }
 
     fn rows_of(&self, data: &[f32]) -> Result<usize> {
-        if data.len() % self.d_in != 0 {
+        if !data.len().is_multiple_of(self.d_in) {
             return Err(CodecError::DimensionMismatch {
                 expected: self.d_in,
                 got: data.len() % self.d_in,
@@ -370,9 +370,11 @@ impl Pca {
     }
 }
 
-/// `out = A (row − mean)`, one row; centring is fused into the dot products.
+/// `out = A (row − mean)`, one row; centring is fused into the dot products, which use
+/// the run-time dispatched SIMD inner product of [`crate::distance`].
 fn project_row(matrix: &[f32], mean: &[f32], row: &[f32], out: &mut [f32]) {
     let d_in = mean.len();
+    let inner_product = crate::distance::kernels().inner_product;
     const BLOCK: usize = 1024;
     out.iter_mut().for_each(|o| *o = 0.0);
     // Centre a block of the input on the stack, then accumulate every output over it.
@@ -388,7 +390,7 @@ fn project_row(matrix: &[f32], mean: &[f32], row: &[f32], out: &mut [f32]) {
             *c = x - m;
         }
         for (o, a_row) in out.iter_mut().zip(matrix.chunks_exact(d_in)) {
-            *o += linalg::dot_f32(&a_row[start..start + len], &centred[..len]);
+            *o += inner_product(&a_row[start..start + len], &centred[..len]);
         }
         start += len;
     }
@@ -446,7 +448,7 @@ fn validate_fit_input(data: &[f32], dim: usize, opts: &PcaOptions) -> Result<usi
             "PCA input dimension must be positive".into(),
         ));
     }
-    if data.len() % dim != 0 {
+    if !data.len().is_multiple_of(dim) {
         return Err(CodecError::DimensionMismatch {
             expected: dim,
             got: data.len() % dim,
