@@ -3,7 +3,7 @@
 //!
 //! Grammar (see `docs/encoders.md`):
 //! `VLAD<K>[i]{_flag}`, `FV<K>{_flag}`, `BOF<K>{_flag}` with flags `nopow`, `pow<a>`,
-//! `nointra`, `noroot`, `adapt`, `soft<a>` (VLAD), `noidf`, `nosqrt` (BoF), `it<n>`
+//! `nointra`, `noroot`, `adapt`, `soft<a>`, `rn` (VLAD), `noidf`, `nosqrt` (BoF), `it<n>`
 //! (k-means iterations), `em<n>` (FV EM iterations), `sample<n>` (training descriptors).
 
 use std::fmt;
@@ -58,6 +58,8 @@ pub struct EncoderSpec {
     pub adapt: bool,
     /// VLAD soft assignment sharpness (default hard; `_soft<a>`).
     pub soft_alpha: Option<f32>,
+    /// VLAD residual normalisation (default off; `_rn`).
+    pub residual_norm: bool,
     /// BoF idf weights learned from the training sets (default on; `_noidf`).
     pub idf: bool,
     /// BoF square-root term frequencies (default on; `_nosqrt`).
@@ -81,6 +83,7 @@ impl EncoderSpec {
             intra: true,
             adapt: false,
             soft_alpha: None,
+            residual_norm: false,
             idf: true,
             sqrt_tf: true,
             max_train_descriptors: DEFAULT_MAX_TRAIN_DESCRIPTORS,
@@ -130,6 +133,7 @@ impl EncoderSpec {
                     power: self.power,
                     intra: self.intra,
                     soft_alpha: self.soft_alpha,
+                    residual_norm: self.residual_norm,
                 };
                 let mut enc = VladEncoder::train(sample, dim, self.k, params, &kmeans)?;
                 if self.adapt {
@@ -186,6 +190,9 @@ impl fmt::Display for EncoderSpec {
         }
         if let Some(a) = self.soft_alpha {
             write!(f, "_soft{a}")?;
+        }
+        if self.residual_norm {
+            write!(f, "_rn")?;
         }
         if self.kind == EncoderKind::Bof && !self.idf {
             write!(f, "_noidf")?;
@@ -298,6 +305,10 @@ pub fn parse_encoder(token: &str) -> Result<Option<EncoderSpec>> {
             once("soft")?;
             spec.soft_alpha =
                 Some(positive_f32(v).ok_or_else(|| err(format!("bad alpha in _{flag}")))?);
+        } else if flag == "rn" {
+            applies(vlad)?;
+            once("rn")?;
+            spec.residual_norm = true;
         } else if flag == "noidf" {
             applies(bof)?;
             once("idf")?;

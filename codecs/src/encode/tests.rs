@@ -27,6 +27,7 @@ fn two_word_vlad(power: Option<f32>, intra: bool) -> Vec<f32> {
         power,
         intra,
         soft_alpha: None,
+        residual_norm: false,
     };
     let enc = VladEncoder::from_parts(vec![0.0, 0.0, 10.0, 0.0], 2, params).unwrap();
     let mut out = vec![0.0; 4];
@@ -67,6 +68,45 @@ fn vlad_two_words_by_hand() {
 }
 
 #[test]
+fn vlad_residual_normalisation_by_hand() {
+    // Same two words and descriptors; residuals (1, 2), (−1, 1) and (2, −1) are first
+    // scaled to unit length: v0 = (1, 2)/√5 + (−1, 1)/√2, v1 = (2, −1)/√5.
+    let params = VladParams {
+        root_sift: false,
+        power: None,
+        intra: false,
+        soft_alpha: None,
+        residual_norm: true,
+    };
+    let enc = VladEncoder::from_parts(vec![0.0, 0.0, 10.0, 0.0], 2, params).unwrap();
+    let mut out = vec![0.0; 4];
+    enc.encode(&[1.0, 2.0, -1.0, 1.0, 12.0, -1.0], &mut out)
+        .unwrap();
+    let (s5, s2) = (5.0f32.sqrt(), 2.0f32.sqrt());
+    let want = [
+        1.0 / s5 - 1.0 / s2,
+        2.0 / s5 + 1.0 / s2,
+        2.0 / s5,
+        -1.0 / s5,
+    ];
+    close(&out, &normalized(&want), 1e-6);
+    // Soft assignment with a very sharp softmax agrees with hard RN.
+    let soft = VladEncoder::from_parts(
+        vec![0.0, 0.0, 10.0, 0.0],
+        2,
+        VladParams {
+            soft_alpha: Some(1e3),
+            ..params
+        },
+    )
+    .unwrap();
+    let mut out_soft = vec![0.0; 4];
+    soft.encode(&[1.0, 2.0, -1.0, 1.0, 12.0, -1.0], &mut out_soft)
+        .unwrap();
+    close(&out_soft, &out, 1e-5);
+}
+
+#[test]
 fn vlad_soft_assignment_by_hand() {
     // 1-D words at 0 and 2, one descriptor at 0.5, alpha = 1: squared distances 0.25 and
     // 2.25, weights ∝ e^−0.25, e^−2.25.
@@ -75,6 +115,7 @@ fn vlad_soft_assignment_by_hand() {
         power: None,
         intra: false,
         soft_alpha: Some(1.0),
+        residual_norm: false,
     };
     let enc = VladEncoder::from_parts(vec![0.0, 2.0], 1, params).unwrap();
     let mut out = vec![0.0; 2];
@@ -421,11 +462,11 @@ fn parses_encoder_tokens() {
     assert!(v.root_sift && v.intra && v.power == Some(0.5) && !v.adapt && v.soft_alpha.is_none());
     assert_eq!(v.max_train_descriptors, 200_000);
     assert_eq!(parse_encoder("VLAD64i").unwrap().unwrap(), v);
-    let w = parse_encoder("VLAD16_nopow_nointra_noroot_adapt_soft100_it5_sample5000")
+    let w = parse_encoder("VLAD16_nopow_nointra_noroot_adapt_soft100_rn_it5_sample5000")
         .unwrap()
         .unwrap();
     assert_eq!(w.k, 16);
-    assert!(!w.root_sift && !w.intra && w.power.is_none() && w.adapt);
+    assert!(!w.root_sift && !w.intra && w.power.is_none() && w.adapt && w.residual_norm);
     assert_eq!(
         (w.soft_alpha, w.kmeans_iterations, w.max_train_descriptors),
         (Some(100.0), 5, 5000)
@@ -458,6 +499,8 @@ fn parses_encoder_tokens() {
         "FV64i",
         "FV64_adapt",
         "BOF100_nopow",
+        "FV8_rn",
+        "VLAD8_rn_rn",
         "BOF",
         "BOF100_em3",
         "VLAD64_sample+5",
@@ -467,7 +510,7 @@ fn parses_encoder_tokens() {
     }
     for token in [
         "VLAD64",
-        "VLAD16_pow0.3_nointra_noroot_adapt_soft50_it3_sample100",
+        "VLAD16_pow0.3_nointra_noroot_adapt_soft50_rn_it3_sample100",
         "FV32_nopow_em7",
         "BOF512_noidf",
     ] {
@@ -485,6 +528,7 @@ fn specs_train_working_encoders() {
     for token in [
         "VLAD4",
         "VLAD4_adapt_soft10",
+        "VLAD4_rn",
         "FV3_em4_it4",
         "BOF6",
         "VLAD4_sample300",

@@ -32,16 +32,20 @@ pub struct VladParams {
     pub intra: bool,
     /// Soft assignment with this softmax sharpness α, or `None` for hard assignment.
     pub soft_alpha: Option<f32>,
+    /// Residual normalisation (Delhumeau et al. 2013): each residual `x − c_k` is
+    /// L2-normalised before it is added, so every descriptor contributes equally.
+    pub residual_norm: bool,
 }
 
 impl Default for VladParams {
-    /// RootSIFT, power 0.5, intra-normalisation, hard assignment.
+    /// RootSIFT, power 0.5, intra-normalisation, hard assignment, plain residuals.
     fn default() -> Self {
         VladParams {
             root_sift: true,
             power: Some(0.5),
             intra: true,
             soft_alpha: None,
+            residual_norm: false,
         }
     }
 }
@@ -177,6 +181,28 @@ impl VladEncoder {
     fn aggregate_hard(&self, xs: &[f32], assign: &[u32], counts: &mut [u32], out: &mut [f32]) {
         let dim = self.dim;
         counts.fill(0);
+        if self.params.residual_norm {
+            for (x, &a) in xs.chunks_exact(dim).zip(assign) {
+                let a = a as usize;
+                let c = &self.centroids[a * dim..(a + 1) * dim];
+                let sq: f32 = x.iter().zip(c).map(|(v, cv)| (v - cv) * (v - cv)).sum();
+                let scale = if sq > 0.0 { 1.0 / sq.sqrt() } else { 0.0 };
+                let block = &mut out[a * dim..(a + 1) * dim];
+                if counts[a] == 0 {
+                    block.fill(0.0);
+                }
+                for ((o, v), cv) in block.iter_mut().zip(x).zip(c) {
+                    *o += scale * (v - cv);
+                }
+                counts[a] += 1;
+            }
+            for (w, &n) in counts.iter().enumerate() {
+                if n == 0 {
+                    out[w * dim..(w + 1) * dim].fill(0.0);
+                }
+            }
+            return;
+        }
         for (x, &a) in xs.chunks_exact(dim).zip(assign) {
             let a = a as usize;
             let block = &mut out[a * dim..(a + 1) * dim];
@@ -225,8 +251,12 @@ impl VladEncoder {
                 total += *w;
             }
             let inv = 1.0 / total;
-            for (j, &w) in weights.iter().enumerate() {
-                let w = w * inv;
+            for (j, (&w, &dj)) in weights.iter().zip(d).enumerate() {
+                let mut w = w * inv;
+                if self.params.residual_norm {
+                    // ‖x − c_j‖ is √d_j; a zero residual contributes nothing.
+                    w = if dj > 0.0 { w / dj.sqrt() } else { 0.0 };
+                }
                 if w == 0.0 {
                     continue;
                 }
@@ -351,6 +381,9 @@ impl SetEncoder for VladEncoder {
         if let Some(a) = p.soft_alpha {
             s.push_str(&format!("_soft{a}"));
         }
+        if p.residual_norm {
+            s.push_str("_rn");
+        }
         s
     }
 
@@ -438,6 +471,10 @@ mod tests {
             },
             VladParams {
                 power: None,
+                ..VladParams::default()
+            },
+            VladParams {
+                residual_norm: true,
                 ..VladParams::default()
             },
         ] {
