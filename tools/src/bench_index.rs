@@ -127,6 +127,8 @@ pub fn bench_index(
         let mut open_ms = f64::INFINITY;
         let mut reopened = None;
         for _ in 0..5 {
+            // Release the previous handle (and its writer lock) before opening again.
+            drop(reopened.take());
             let start = Instant::now();
             let db = Database::open_with(&path, options.clone()).map_err(err)?;
             open_ms = open_ms.min(start.elapsed().as_secs_f64() * 1e3);
