@@ -16,7 +16,7 @@ use crate::kmeans::{KMeans, KMeansParams};
 use crate::pq::ProductQuantizer;
 
 /// Queries whose coarse distances are computed together (one distance-matrix call).
-const PROBE_BLOCK: usize = 64;
+const PROBE_BLOCK: usize = 256;
 
 /// Per query, the probed lists with their squared coarse distances, nearest first.
 pub type Probes = Vec<Vec<(u32, f32)>>;
@@ -111,15 +111,19 @@ impl CoarseQuantizer {
     }
 }
 
-/// The `n` smallest entries of `row` as (index, value), ascending (ties by index).
-/// Keeps a sorted buffer and rejects most entries with one comparison.
+/// The `n` smallest entries of `row` as (index, value), ascending (ties by index; NaN
+/// never selected). Keeps a sorted buffer; chunks of 16 whose minimum cannot enter are
+/// skipped with one (vectorised) pass.
 pub fn smallest(row: &[f32], n: usize) -> Vec<(u32, f32)> {
     let n = n.min(row.len());
     let mut best: Vec<(u32, f32)> = Vec::with_capacity(n + 1);
+    if n == 0 {
+        return best;
+    }
     let mut worst = f32::INFINITY;
-    for (i, &d) in row.iter().enumerate() {
-        if d.is_nan() || (best.len() == n && d >= worst) {
-            continue;
+    let offer = |i: usize, d: f32, best: &mut Vec<(u32, f32)>, worst: &mut f32| {
+        if d.is_nan() || (best.len() == n && d >= *worst) {
+            return;
         }
         let pos = best.partition_point(|b| b.1 <= d);
         best.insert(pos, (i as u32, d));
@@ -127,77 +131,54 @@ pub fn smallest(row: &[f32], n: usize) -> Vec<(u32, f32)> {
             best.pop();
         }
         if best.len() == n {
-            worst = best[n - 1].1;
+            *worst = best[n - 1].1;
         }
+    };
+    let mut chunks = row.chunks_exact(16);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let min = chunk.iter().fold(f32::INFINITY, |m, &v| m.min(v));
+        if min < worst || best.len() < n {
+            for (j, &d) in chunk.iter().enumerate() {
+                offer(base + j, d, &mut best, &mut worst);
+            }
+        }
+        base += 16;
+    }
+    for (j, &d) in chunks.remainder().iter().enumerate() {
+        offer(base + j, d, &mut best, &mut worst);
     }
     best
 }
 
-/// Floats owned elsewhere (e.g. a section of a memory-mapped model file), shared.
-pub type SharedFloats = std::sync::Arc<dyn AsRef<[f32]> + Send + Sync>;
-
-/// Where the precomputed tables live: built on the heap at training time, or served from
-/// a shared buffer (the engine maps them from the model file instead of rebuilding them).
-#[derive(Clone)]
-enum TableData {
-    Owned(Vec<f32>),
-    Shared(SharedFloats),
-}
-
-impl TableData {
-    fn as_slice(&self) -> &[f32] {
-        match self {
-            TableData::Owned(v) => v,
-            TableData::Shared(s) => s.as_ref().as_ref(),
+/// Issues a cache prefetch for every 64-byte line of `data` (x86-64 only; elsewhere a
+/// no-op).
+pub fn prefetch_slice<T>(data: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        let start = data.as_ptr().cast::<i8>();
+        let bytes = std::mem::size_of_val(data);
+        let mut off = 0;
+        while off < bytes {
+            // SAFETY: prefetch is only a hint and never faults; the address is inside
+            // `data` (off < its byte length). SSE is part of the x86-64 baseline.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.add(off)) };
+            off += 64;
         }
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
 }
 
 /// Query-independent IVF-PQ terms `‖r‖² + 2⟨c, r⟩` per (list, sub-quantizer, code).
-#[derive(Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PrecomputedTables {
     lut_len: usize,
-    table: TableData,
-}
-
-impl std::fmt::Debug for PrecomputedTables {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PrecomputedTables")
-            .field("lut_len", &self.lut_len)
-            .field("floats", &self.table.as_slice().len())
-            .finish()
-    }
-}
-
-impl PartialEq for PrecomputedTables {
-    fn eq(&self, other: &Self) -> bool {
-        self.lut_len == other.lut_len && self.table.as_slice() == other.table.as_slice()
-    }
+    table: Vec<f32>,
 }
 
 impl PrecomputedTables {
-    /// Tables held in a shared buffer of `nlist × lut_len` floats (validated).
-    pub fn from_shared(data: SharedFloats, lut_len: usize, nlist: usize) -> Result<Self> {
-        let len = data.as_ref().as_ref().len();
-        if lut_len == 0 || Some(len) != nlist.checked_mul(lut_len) {
-            return Err(CodecError::DimensionMismatch {
-                expected: nlist.saturating_mul(lut_len),
-                got: len,
-            });
-        }
-        Ok(PrecomputedTables { lut_len, table: TableData::Shared(data) })
-    }
-
-    /// All tables, list after list.
-    pub fn as_slice(&self) -> &[f32] {
-        self.table.as_slice()
-    }
-
-    /// Floats per list (`m × ksub`).
-    pub fn lut_len(&self) -> usize {
-        self.lut_len
-    }
-
     /// Bytes the tables take for `nlist` lists and this quantizer.
     pub fn bytes_needed(nlist: usize, pq: &ProductQuantizer) -> usize {
         nlist.saturating_mul(pq.lut_len()).saturating_mul(4)
@@ -226,17 +207,27 @@ impl PrecomputedTables {
             })
             .collect();
         results.into_iter().collect::<Result<()>>()?;
-        Ok(PrecomputedTables { lut_len, table: TableData::Owned(table) })
+        Ok(PrecomputedTables { lut_len, table })
     }
 
     /// The table of list `l` (`m × ksub`).
     pub fn list(&self, l: usize) -> &[f32] {
-        &self.table.as_slice()[l * self.lut_len..(l + 1) * self.lut_len]
+        &self.table[l * self.lut_len..(l + 1) * self.lut_len]
+    }
+
+    /// Asks the CPU to start loading the table of list `l` into cache (a hint; no effect
+    /// on results). Issued for the next probed list while the current one is scanned, so
+    /// the table read overlaps the scan instead of stalling on memory.
+    pub fn prefetch(&self, l: usize) {
+        if l * self.lut_len >= self.table.len() {
+            return;
+        }
+        prefetch_slice(self.list(l));
     }
 
     /// Memory used, in bytes.
     pub fn bytes(&self) -> usize {
-        self.table.as_slice().len() * 4
+        self.table.len() * 4
     }
 }
 
@@ -251,6 +242,18 @@ mod tests {
         let row = [5.0, 1.0, 3.0, 1.0, 0.5, 9.0, 2.0];
         assert_eq!(smallest(&row, 3), vec![(4, 0.5), (1, 1.0), (3, 1.0)]);
         assert_eq!(smallest(&row, 10).len(), 7);
+        assert!(smallest(&row, 0).is_empty());
+        // Longer rows exercise the chunk skipping: compare with a full sort.
+        let mut rng = crate::kmeans::SeededRng::new(3);
+        let long: Vec<f32> = (0..1000).map(|_| rng.below(500) as f32).collect();
+        let mut all: Vec<(u32, f32)> = long
+            .iter()
+            .enumerate()
+            .map(|(i, &d)| (i as u32, d))
+            .collect();
+        all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+        all.truncate(37);
+        assert_eq!(smallest(&long, 37), all);
     }
 
     #[test]

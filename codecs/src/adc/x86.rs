@@ -45,11 +45,7 @@ fn gather_avx512<const M: usize>(lut: &[f32], codes: &[u8], out: &mut [f32]) {
     // comments on each read below show why every access stays inside those bounds.
     unsafe { gather_blocks::<M>(lut, codes, out) };
     let full = n / 16 * 16;
-    // The tail uses the unrolled kernel, whose summation order (even and odd
-    // sub-quantizers in two running sums, added at the end) is exactly the order of the
-    // gather lanes above: a code's distance must not depend on its position in a list,
-    // or the same data split into other segments would rank near-ties differently.
-    super::kernels::distances_fixed::<M>(lut, &codes[full * M..n * M], &mut out[full..]);
+    super::distances_scalar(lut, 256, M, &codes[full * M..n * M], &mut out[full..]);
 }
 
 /// The 16-code blocks of [`gather_avx512`]; leaves the tail (`n % 16` codes) untouched.

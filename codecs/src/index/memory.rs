@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use super::model::{IndexModel, Quantizer, TrainOptions, validate_spec};
+use super::model::{IndexModel, Quantizer, QueryContext, TrainOptions, validate_spec};
 use super::{SearchParams, VectorIndex};
 use crate::distance::l2_sqr;
 use crate::error::{CodecError, Result};
@@ -14,8 +14,8 @@ use crate::spec::{IndexSpec, QuantizerSpec};
 use crate::topk::{Neighbor, TopK};
 use crate::vectors::VectorsRef;
 
-/// Queries prepared together (they share one coarse distance computation).
-const QUERY_BLOCK: usize = 32;
+/// Most queries prepared together (they share one coarse distance computation).
+const QUERY_BLOCK: usize = 256;
 
 /// One inverted list.
 #[derive(Debug, Clone, Default)]
@@ -60,7 +60,7 @@ impl MemoryIndex {
             && index.spec.ivf.is_none()
             && index.spec.quantizer == QuantizerSpec::Flat
         {
-            let model = IndexModel::from_parts(&index.spec, dim, None, Quantizer::Flat, 0)?;
+            let model = IndexModel::from_parts(&index.spec, dim, None, None, Quantizer::Flat, 0)?;
             index.set_model(model);
         }
         Ok(index)
@@ -209,17 +209,28 @@ impl VectorIndex for MemoryIndex {
         } else {
             params.k
         };
+        let nq = queries.len() / self.dim;
+        // Large blocks amortise the coarse distance computation; small batches still
+        // spread over the pool.
+        let block_rows = (nq / (4 * rayon::current_num_threads())).clamp(8, QUERY_BLOCK);
+        let d = model.inner_dim();
         let blocks: Vec<Result<Vec<Vec<Neighbor>>>> = queries
-            .par_chunks(QUERY_BLOCK * self.dim)
+            .par_chunks(block_rows * self.dim)
             .map(|block| {
-                let contexts = model.prepare_queries(block, params.nprobe)?;
-                let mut out = Vec::with_capacity(contexts.len());
-                for (qi, mut ctx) in contexts.into_iter().enumerate() {
+                let (xq, probes) = model.transform_and_probe(block, params.nprobe)?;
+                let mut ctx = QueryContext::default();
+                let mut out = Vec::with_capacity(probes.len());
+                for (qi, p) in probes.into_iter().enumerate() {
+                    model.reset_context(&mut ctx, &xq[qi * d..(qi + 1) * d], p)?;
                     let mut top = TopK::new(fetch);
-                    let probes: Vec<u32> = ctx.probes().iter().map(|p| p.0).collect();
-                    for l in probes {
-                        let list = &self.lists[l as usize];
-                        model.scan_list(&mut ctx, l as usize, &list.codes, &list.ids, &mut top)?;
+                    for pi in 0..ctx.probes().len() {
+                        let l = ctx.probes()[pi].0 as usize;
+                        if let Some(next) = ctx.probes().get(pi + 1) {
+                            let next = next.0 as usize;
+                            model.prefetch_list(next, &self.lists[next].codes);
+                        }
+                        let list = &self.lists[l];
+                        model.scan_list(&mut ctx, l, &list.codes, &list.ids, &mut top)?;
                     }
                     let found = top.into_sorted();
                     out.push(if params.rerank > 0 {

@@ -62,8 +62,8 @@ pub struct IndexModel {
 
 /// Per-query state built by [`IndexModel::prepare_query`]: the transformed query, the
 /// lists to probe (with coarse distances), the query's tables, and scratch space for one
-/// list's table.
-#[derive(Debug, Clone)]
+/// list's table. Reusable across queries ([`IndexModel::reset_context`]).
+#[derive(Debug, Clone, Default)]
 pub struct QueryContext {
     query: Vec<f32>,
     probes: Vec<(u32, f32)>,
@@ -190,20 +190,46 @@ impl IndexModel {
     pub fn from_parts(
         spec: &IndexSpec,
         dim: usize,
+        pre: Option<PreTransform>,
         coarse: Option<CoarseQuantizer>,
         quantizer: Quantizer,
         precomputed_table_budget: usize,
     ) -> Result<Self> {
         validate_spec(spec, dim)?;
-        if spec.pca.is_some() {
-            return Err(CodecError::InvalidParameter(
-                "from_parts does not take PCA stages yet".into(),
-            ));
+        let want = spec.pca.map(|p| (dim, p.d_out));
+        if want != pre.as_ref().map(|p| (p.d_in(), p.d_out())) {
+            return Err(CodecError::InvalidParameter(format!(
+                "the pre-transform does not match the spec {spec}"
+            )));
+        }
+        let d = spec.inner_dim(dim);
+        if let Some(cq) = &coarse {
+            if cq.dim() != d || Some(cq.nlist()) != spec.ivf {
+                return Err(CodecError::InvalidParameter(format!(
+                    "the coarse quantizer does not match the spec {spec}"
+                )));
+            }
+        } else if spec.ivf.is_some() {
+            return Err(CodecError::InvalidParameter(format!(
+                "spec {spec} needs a coarse quantizer"
+            )));
+        }
+        let quantizer_ok = match (&quantizer, spec.quantizer) {
+            (Quantizer::Flat, QuantizerSpec::Flat) => true,
+            (Quantizer::Pq(pq), QuantizerSpec::Pq { m, nbits }) => {
+                pq.is_trained() && pq.dim == d && pq.m == m && pq.nbits == nbits
+            }
+            _ => false,
+        };
+        if !quantizer_ok {
+            return Err(CodecError::InvalidParameter(format!(
+                "the quantizer does not match the spec {spec}"
+            )));
         }
         let mut model = IndexModel {
             spec: spec.clone(),
             dim,
-            pre: None,
+            pre,
             coarse,
             quantizer,
             precomputed: None,
@@ -213,6 +239,11 @@ impl IndexModel {
         model.finish()?;
         model.build_precomputed(precomputed_table_budget)?;
         Ok(model)
+    }
+
+    /// The pre-transform, if any.
+    pub fn pre_transform(&self) -> Option<&PreTransform> {
+        self.pre.as_ref()
     }
 
     fn finish(&mut self) -> Result<()> {
@@ -363,6 +394,26 @@ impl IndexModel {
     /// [`prepare_query`](Self::prepare_query) for many queries (contiguous rows), sharing
     /// the coarse distance computation.
     pub fn prepare_queries(&self, queries: &[f32], nprobe: usize) -> Result<Vec<QueryContext>> {
+        let (x, probes) = self.transform_and_probe(queries, nprobe)?;
+        let d = self.inner_dim();
+        x.chunks_exact(d)
+            .zip(probes)
+            .map(|(q, p)| {
+                let mut ctx = QueryContext::default();
+                self.reset_context(&mut ctx, q, p)?;
+                Ok(ctx)
+            })
+            .collect()
+    }
+
+    /// The first half of query preparation, batched: checks and transforms the queries
+    /// (contiguous rows of `dim`) and finds each one's `nprobe` lists. Returns the
+    /// transformed queries (rows of `inner_dim`) and the probes.
+    pub fn transform_and_probe(
+        &self,
+        queries: &[f32],
+        nprobe: usize,
+    ) -> Result<(Vec<f32>, crate::ivf::Probes)> {
         if queries.is_empty() || queries.len() % self.dim != 0 {
             return Err(CodecError::DimensionMismatch {
                 expected: self.dim,
@@ -371,34 +422,50 @@ impl IndexModel {
         }
         check_finite_rows(queries, self.dim, 0)?;
         let x = self.transform(queries)?;
-        let d = self.inner_dim();
         let probes = match &self.coarse {
             Some(cq) => cq.probe(&x, nprobe)?,
-            None => vec![vec![(0, 0.0)]; x.len() / d],
+            None => vec![vec![(0, 0.0)]; x.len() / self.inner_dim()],
         };
-        x.chunks_exact(d)
-            .zip(probes)
-            .map(|(q, p)| self.context(q, p))
-            .collect()
+        Ok((x, probes))
     }
 
-    fn context(&self, q: &[f32], probes: Vec<(u32, f32)>) -> Result<QueryContext> {
-        let mut ctx = QueryContext {
-            query: q.to_vec(),
-            probes,
-            query_lut: Vec::new(),
-            list_lut: Vec::new(),
-        };
+    /// The second half: fills `ctx` (reusing its buffers) for one transformed query
+    /// (len `inner_dim`) and its probes.
+    pub fn reset_context(
+        &self,
+        ctx: &mut QueryContext,
+        query: &[f32],
+        probes: Vec<(u32, f32)>,
+    ) -> Result<()> {
+        if query.len() != self.inner_dim() {
+            return Err(CodecError::DimensionMismatch {
+                expected: self.inner_dim(),
+                got: query.len(),
+            });
+        }
+        ctx.query.clear();
+        ctx.query.extend_from_slice(query);
+        ctx.probes = probes;
         if let Quantizer::Pq(pq) = &self.quantizer {
-            ctx.list_lut = vec![0.0; pq.lut_len()];
-            ctx.query_lut = vec![0.0; pq.lut_len()];
+            ctx.list_lut.resize(pq.lut_len(), 0.0);
+            ctx.query_lut.resize(pq.lut_len(), 0.0);
             if self.coarse.is_none() {
-                pq.compute_lut_into(q, &mut ctx.query_lut)?;
+                pq.compute_lut_into(query, &mut ctx.query_lut)?;
             } else if self.precomputed.is_some() {
-                pq.compute_ip_lut_into(q, -2.0, &mut ctx.query_lut)?;
+                pq.compute_ip_lut_into(query, -2.0, &mut ctx.query_lut)?;
             }
         }
-        Ok(ctx)
+        Ok(())
+    }
+
+    /// Hints the CPU to start loading what scanning list `list_no` will read from the
+    /// model (its precomputed table) and the given codes. Call it for the next list
+    /// before scanning the current one; it never changes results.
+    pub fn prefetch_list(&self, list_no: usize, codes: &[u8]) {
+        if let Some(t) = &self.precomputed {
+            t.prefetch(list_no);
+        }
+        crate::ivf::prefetch_slice(&codes[..codes.len().min(4096)]);
     }
 
     /// Scores the codes of list `list_no` (`ids.len()` codes of `code_size` bytes) for a
@@ -504,91 +571,4 @@ pub fn validate_spec(spec: &IndexSpec, dim: usize) -> Result<()> {
         ProductQuantizer::new(spec.inner_dim(dim), m, nbits)?;
     }
     Ok(())
-}
-
-/// Everything a stored model is made of, for loading it back (see
-/// [`IndexModel::from_stored`]). The precomputed tables may live in a shared buffer (a
-/// memory-mapped file), given with their per-list length.
-pub struct StoredModel {
-    pub spec: IndexSpec,
-    pub dim: usize,
-    pub pca: Option<crate::pca::Pca>,
-    pub coarse: Option<CoarseQuantizer>,
-    pub quantizer: Quantizer,
-    pub tables: Option<(crate::ivf::SharedFloats, usize)>,
-}
-
-/// Borrowed parts of a model, for serialising it.
-pub struct StoredParts<'a> {
-    pub pca: Option<&'a crate::pca::Pca>,
-    pub coarse: Option<&'a CoarseQuantizer>,
-    pub quantizer: &'a Quantizer,
-    /// The precomputed tables (all lists) and their per-list length.
-    pub tables: Option<(&'a [f32], usize)>,
-}
-
-impl IndexModel {
-    /// The parts to serialise.
-    pub fn stored_parts(&self) -> StoredParts<'_> {
-        StoredParts {
-            pca: self.pre.as_ref().map(PreTransform::pca),
-            coarse: self.coarse.as_ref(),
-            quantizer: &self.quantizer,
-            tables: self.precomputed.as_ref().map(|t| (t.as_slice(), t.lut_len())),
-        }
-    }
-
-    /// Reassembles a model from stored parts, checking that they fit the spec: PCA
-    /// dimensions, list count, quantizer shape, table size. Nothing is recomputed.
-    pub fn from_stored(parts: StoredModel) -> Result<Self> {
-        let StoredModel { spec, dim, pca, coarse, quantizer, tables } = parts;
-        validate_spec(&spec, dim)?;
-        let bad = |what: String| Err(CodecError::InvalidParameter(what));
-        let pre = match (&spec.pca, pca) {
-            (None, None) => None,
-            (Some(stage), Some(p)) => {
-                if p.d_in() != dim || p.d_out() != stage.d_out {
-                    return bad(format!(
-                        "stored PCA maps {} to {}, the spec needs {dim} to {}",
-                        p.d_in(),
-                        p.d_out(),
-                        stage.d_out
-                    ));
-                }
-                Some(PreTransform::from_pca(p))
-            }
-            _ => return bad("stored PCA does not match the spec".into()),
-        };
-        let inner = spec.inner_dim(dim);
-        match (&spec.ivf, &coarse) {
-            (None, None) => {}
-            (Some(n), Some(c)) if c.nlist() == *n && c.dim() == inner => {}
-            _ => return bad("stored coarse quantizer does not match the spec".into()),
-        }
-        match (&spec.quantizer, &quantizer) {
-            (QuantizerSpec::Flat, Quantizer::Flat) => {}
-            (QuantizerSpec::Pq { m, nbits }, Quantizer::Pq(pq))
-                if pq.m == *m && pq.nbits == *nbits && pq.dim == inner && pq.is_trained() => {}
-            _ => return bad("stored quantizer does not match the spec".into()),
-        }
-        let precomputed = match (tables, &coarse, &quantizer) {
-            (None, _, _) => None,
-            (Some((data, lut_len)), Some(c), Quantizer::Pq(pq)) if lut_len == pq.lut_len() => {
-                Some(PrecomputedTables::from_shared(data, lut_len, c.nlist())?)
-            }
-            _ => return bad("stored precomputed tables do not match the model".into()),
-        };
-        let mut model = IndexModel {
-            spec,
-            dim,
-            pre,
-            coarse,
-            quantizer,
-            precomputed,
-            scanner: None,
-            warnings: Vec::new(),
-        };
-        model.finish()?;
-        Ok(model)
-    }
 }

@@ -1,12 +1,11 @@
-//! The optional pre-transform stage of an index model (`PCA…` in the spec): a PCA fitted
-//! on the training set (optionally whitened and/or followed by a random rotation), applied
-//! to every added vector and every query.
+//! The optional pre-transform stage of an index model (`PCA…` in the spec): fitted on
+//! the training set, applied to every added vector and every query.
 
 use crate::error::Result;
 use crate::pca::{Pca, PcaOptions};
 use crate::spec::PcaStage;
 
-/// A fitted pre-transform.
+/// A fitted pre-transform (a PCA projection, optionally whitened and rotated).
 #[derive(Debug, Clone)]
 pub struct PreTransform {
     pca: Pca,
@@ -21,15 +20,17 @@ impl PreTransform {
             random_rotation: stage.rotate,
             seed,
         };
-        Ok(PreTransform { pca: Pca::fit(data, dim, &opts)? })
+        Ok(PreTransform {
+            pca: Pca::fit(data, dim, &opts)?,
+        })
     }
 
-    /// Wraps an already fitted (e.g. deserialised) PCA.
+    /// Wraps an existing PCA (e.g. loaded from disk).
     pub fn from_pca(pca: Pca) -> Self {
         PreTransform { pca }
     }
 
-    /// The underlying PCA (for serialisation).
+    /// The underlying PCA.
     pub fn pca(&self) -> &Pca {
         &self.pca
     }
@@ -47,11 +48,6 @@ impl PreTransform {
     /// Transforms many rows (contiguous, `d_in` each).
     pub fn apply(&self, data: &[f32]) -> Result<Vec<f32>> {
         self.pca.apply(data)
-    }
-
-    /// Transforms one row into `out` (`d_out` floats), without allocating.
-    pub fn apply_into(&self, row: &[f32], out: &mut [f32]) {
-        self.pca.apply_into(row, out);
     }
 
     /// Bytes of parameters (mean, matrix, eigenvalues).

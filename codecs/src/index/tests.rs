@@ -167,6 +167,7 @@ fn precomputed_tables_match_the_direct_path() {
 fn bad_parameters_are_errors() {
     assert!(build_index("PQ7", DIM).is_err());
     assert!(build_index("PCA64,Flat", DIM).is_err());
+    assert!(build_index("PCA16,PQ5", DIM).is_err());
     assert!(build_index("Bogus", DIM).is_err());
     let f = fixture();
     let mut index = build_index("IVF16,PQ4", DIM).unwrap();
@@ -233,4 +234,16 @@ fn concurrent_searches_with_different_parameters() {
             assert_eq!(&h.join().unwrap(), want);
         }
     });
+}
+
+#[test]
+fn pca_stages_train_and_search() {
+    let f = fixture();
+    for spec in ["PCA16,IVF16,PQ4", "PCAR16,PQ8", "PCAWR16,IVF8,Flat"] {
+        let index = build(spec, &f, TrainOptions::default());
+        let r = index.search(&f.queries, &params(10, 8)).unwrap();
+        let rec = recall_1_at_10(&r, &f.truth);
+        // The data has a low intrinsic dimension, so 16 PCA components keep most of it.
+        assert!(rec >= 0.6, "{spec}: recall {rec}");
+    }
 }
