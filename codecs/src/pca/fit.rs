@@ -276,6 +276,7 @@ fn fit_randomized(
     }
     let mut z = vec![0.0f32; n * l];
     let mut small = vec![0.0f32; l * l];
+    let mut next = vec![0.0f32; l * d];
     let mut previous: Option<Vec<f64>> = None;
     for iter in 0..RANDOMIZED_MAX_ITERS {
         // Z = Xc Qᵀ (n × l); B = Zᵀ Z / n is the Ritz matrix of C on span(Q).
@@ -311,8 +312,22 @@ fn fit_randomized(
             });
         }
         previous = Some(eig.values[..d_out].to_vec());
-        // Next basis: Q ← orth(Zᵀ Xc) = orth(Q C) up to the factor n.
-        linalg::matmul_tn(&z, &xc, &mut q, l, n, d);
+        // Next basis: Q ← orth(Q (C − σ I)) = orth(Zᵀ Xc − n σ Q). The shift σ = θ_l / 2
+        // (θ_l the smallest Ritz value, a lower bound of λ_l) is below λ_{d_out} / 2, so
+        // every unwanted eigenvalue of C − σ I (λ_j − σ for j > l, and −σ for the null
+        // space) stays smaller in magnitude than the kept λ_i − σ: the shift only speeds
+        // convergence (ratio (λ_{l+1} − σ)/(λ_i − σ) instead of λ_{l+1}/λ_i).
+        let shift = if iter == 0 {
+            0.0
+        } else {
+            0.5 * eig.values[l - 1].max(0.0)
+        };
+        linalg::matmul_tn(&z, &xc, &mut next, l, n, d);
+        let scaled_shift = (n as f64 * shift) as f32;
+        next.iter_mut()
+            .zip(&q)
+            .for_each(|(y, &old)| *y -= scaled_shift * old);
+        std::mem::swap(&mut q, &mut next);
         orthonormalize_block(&mut q, l, d, &mut rng)?;
     }
     Err(CodecError::Numerical(
