@@ -11,6 +11,9 @@ use std::ops::Range;
 use std::arch::x86_64::*;
 
 use super::panels::{NR, Panels};
+#[cfg(target_arch = "x86_64")]
+use super::transpose::transpose_16x16;
+use crate::vectors::ElemType;
 
 /// Query rows per tile.
 pub(crate) const MR: usize = 12;
@@ -23,6 +26,14 @@ pub(crate) trait TileSink {
     /// `dots[i][j]` for tile queries `q0..q0 + m` (indices within the scanned query block)
     /// and the rows of panel `p`; rows `m..` of `dots` are stale and must be ignored.
     fn tile(&mut self, q0: usize, m: usize, p: usize, dots: &DotTile);
+}
+
+/// The AVX-512 path needs `avx512f` for the kernels and `bw` + `vl` for the packer.
+#[cfg(target_arch = "x86_64")]
+fn has_avx512() -> bool {
+    is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vl")
 }
 
 /// Which micro-kernel family runs.
@@ -40,7 +51,7 @@ impl F32Path {
     pub(crate) fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
-            if is_x86_feature_detected!("avx512f") {
+            if has_avx512() {
                 return F32Path::Avx512;
             }
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
@@ -59,7 +70,7 @@ impl F32Path {
             if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
                 v.push(F32Path::Avx2);
             }
-            if is_x86_feature_detected!("avx512f") {
+            if has_avx512() {
                 v.push(F32Path::Avx512);
             }
         }
@@ -83,7 +94,7 @@ pub(crate) fn scan<S: TileSink>(
         // SAFETY: `F32Path::Avx2` is only produced after detecting avx2 and fma.
         F32Path::Avx2 => unsafe { scan_avx2(queries, dim, panels, prange, sink) },
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `F32Path::Avx512` is only produced after detecting avx512f.
+        // SAFETY: `F32Path::Avx512` is only produced after detecting avx512f/bw/vl.
         F32Path::Avx512 => unsafe { scan_avx512(queries, dim, panels, prange, sink) },
     }
 }
@@ -273,4 +284,80 @@ unsafe fn scan_avx2<S: TileSink>(
             sink.tile(t * MR, m, p, &dots);
         }
     }
+}
+
+/// Packs 16 consecutive rows (raw bytes of `elem` elements) into lanes `lane0..lane0 + 16`
+/// of an f32 panel and writes their squared norms. Returns `false` (doing nothing) when
+/// `path` has no fast packer; the caller then packs in scalar.
+pub(crate) fn pack_16_rows(
+    path: F32Path,
+    rows: &[&[u8]; 16],
+    elem: ElemType,
+    dim: usize,
+    panel: &mut [f32],
+    lane0: usize,
+    norms: &mut [f32; 16],
+) -> bool {
+    let row_len = dim * elem.size();
+    if lane0 + 16 > NR || panel.len() < dim * NR || rows.iter().any(|r| r.len() < row_len) {
+        return false;
+    }
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        F32Path::Avx512 => {
+            // SAFETY: `Avx512` implies avx512f/bw/vl were detected; lengths checked above.
+            unsafe { pack_16_rows_avx512(rows, elem, dim, panel, lane0, norms) };
+            true
+        }
+        _ => false,
+    }
+}
+
+/// # Safety
+/// The CPU must support avx512f/bw/vl; every row holds at least `dim` elements of `elem`,
+/// `panel` at least `dim * NR` floats, and `lane0 + 16 <= NR`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+unsafe fn pack_16_rows_avx512(
+    rows: &[&[u8]; 16],
+    elem: ElemType,
+    dim: usize,
+    panel: &mut [f32],
+    lane0: usize,
+    norms: &mut [f32; 16],
+) {
+    let out = panel.as_mut_ptr();
+    let mut acc = _mm512_setzero_ps();
+    for c in 0..dim.div_ceil(16) {
+        let take = (dim - 16 * c).min(16);
+        let mask: __mmask16 = if take == 16 {
+            0xffff
+        } else {
+            (1u16 << take) - 1
+        };
+        let mut m = [_mm512_setzero_si512(); 16];
+        for (v, row) in m.iter_mut().zip(rows) {
+            *v = match elem {
+                // SAFETY: elements 16c..16c + take of the row exist; the masked loads
+                // read nothing else and need no alignment.
+                ElemType::F32 => _mm512_castps_si512(unsafe {
+                    _mm512_maskz_loadu_ps(mask, row.as_ptr().add(64 * c).cast())
+                }),
+                ElemType::U8 => {
+                    // SAFETY: as above, for bytes.
+                    let b = unsafe { _mm_maskz_loadu_epi8(mask, row.as_ptr().add(16 * c).cast()) };
+                    _mm512_castps_si512(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b)))
+                }
+            };
+        }
+        transpose_16x16(&mut m);
+        for (j, &v) in m.iter().enumerate().take(take) {
+            let f = _mm512_castsi512_ps(v);
+            // SAFETY: (16c + j) * NR + lane0 + 16 <= dim * NR floats of `panel`.
+            unsafe { _mm512_storeu_ps(out.add((16 * c + j) * NR + lane0), f) };
+            acc = _mm512_fmadd_ps(f, f, acc);
+        }
+    }
+    // SAFETY: `norms` is 16 writable floats.
+    unsafe { _mm512_storeu_ps(norms.as_mut_ptr(), acc) };
 }

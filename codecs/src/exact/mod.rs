@@ -25,6 +25,8 @@ mod reservoir;
 mod sinks;
 #[cfg(test)]
 mod tests;
+#[cfg(target_arch = "x86_64")]
+mod transpose;
 
 use std::ops::Range;
 
@@ -159,9 +161,7 @@ pub fn nearest_l2(points: &[f32], centroids: &[f32], dim: usize) -> Result<Vec<(
     }
     let path = F32Path::detect();
     let mut panels = Panels::default();
-    panels.pack(nc, dim, |r, out| {
-        out.copy_from_slice(&centroids[r * dim..][..dim])
-    });
+    panels.pack(&VectorsRef::from_f32(centroids, dim)?, 0..nc, path);
     let block = block_panels(dim * 4);
     let mut best = vec![(0u32, f32::INFINITY); points.len() / dim];
     best.par_chunks_mut(QUERIES_PER_TASK)
@@ -196,7 +196,7 @@ pub fn l2_sqr_matrix(queries: &[f32], base: &[f32], dim: usize, out: &mut [f32])
     }
     let path = F32Path::detect();
     let mut panels = Panels::default();
-    panels.pack(nb, dim, |r, o| o.copy_from_slice(&base[r * dim..][..dim]));
+    panels.pack(&VectorsRef::from_f32(base, dim)?, 0..nb, path);
     let block = block_panels(dim * 4);
     out.par_chunks_mut(QUERIES_PER_TASK * nb)
         .zip(queries.par_chunks(QUERIES_PER_TASK * dim))
@@ -314,9 +314,7 @@ impl KnnEngine for F32Engine<'_> {
         dim * 4
     }
     fn pack(&self, base: &VectorsRef<'_>, rows: Range<usize>, out: &mut Panels) {
-        out.pack(rows.len(), self.dim, |r, o| {
-            base.row_f32_into(rows.start + r, o)
-        });
+        out.pack(base, rows, self.path);
     }
     fn scan(
         &self,

@@ -10,7 +10,11 @@
 //! Padding rows (past the last real row of the final panel) are zero and marked invalid
 //! by [`Panels::rows`]; sinks never report them.
 
+use std::ops::Range;
+
+use super::gemm_f32::{self, F32Path};
 use super::gemm_u8::{self, U8Path};
+use crate::vectors::VectorsRef;
 
 /// Rows per panel (the micro-kernels' tile width).
 pub(crate) const NR: usize = 32;
@@ -71,35 +75,52 @@ pub(crate) struct Panels {
 }
 
 impl Panels {
-    /// Packs `rows` rows of `dim` elements; `fill(r, out)` writes row `r` as f32.
-    pub(crate) fn pack(
-        &mut self,
-        rows: usize,
-        dim: usize,
-        mut fill: impl FnMut(usize, &mut [f32]),
-    ) {
-        let panels = rows.div_ceil(NR);
-        self.rows = rows;
+    /// Packs rows `rows` of `base` (converted to f32). Full groups of 16 rows go through
+    /// `path`'s fast packer when it has one.
+    pub(crate) fn pack(&mut self, base: &VectorsRef<'_>, rows: Range<usize>, path: F32Path) {
+        let count = rows.len();
+        let dim = base.dim();
+        let panels = count.div_ceil(NR);
+        self.rows = count;
         self.dim = dim;
         self.buf.resize(panels * NR * dim * 4);
         self.norms.clear();
         self.norms.resize(panels * NR, f32::INFINITY);
         self.row.resize(dim, 0.0);
         let data = self.buf.f32s_mut();
-        for r in 0..panels * NR {
-            let panel = &mut data[(r / NR) * NR * dim..][..NR * dim];
-            let lane = r % NR;
-            if r < rows {
-                fill(r, &mut self.row);
-                let mut norm = 0.0f32;
-                for (d, &v) in self.row.iter().enumerate() {
-                    panel[d * NR + lane] = v;
-                    norm += v * v;
+        for r0 in (0..panels * NR).step_by(16) {
+            let panel = &mut data[(r0 / NR) * NR * dim..][..NR * dim];
+            if r0 + 16 <= count {
+                let group: [&[u8]; 16] =
+                    std::array::from_fn(|i| base.row_bytes(rows.start + r0 + i));
+                let mut norms = [0.0f32; 16];
+                if gemm_f32::pack_16_rows(
+                    path,
+                    &group,
+                    base.elem(),
+                    dim,
+                    panel,
+                    r0 % NR,
+                    &mut norms,
+                ) {
+                    self.norms[r0..r0 + 16].copy_from_slice(&norms);
+                    continue;
                 }
-                self.norms[r] = norm;
-            } else {
-                for d in 0..dim {
-                    panel[d * NR + lane] = 0.0;
+            }
+            for r in r0..r0 + 16 {
+                let lane = r % NR;
+                if r < count {
+                    base.row_f32_into(rows.start + r, &mut self.row);
+                    let mut norm = 0.0f32;
+                    for (d, &v) in self.row.iter().enumerate() {
+                        panel[d * NR + lane] = v;
+                        norm += v * v;
+                    }
+                    self.norms[r] = norm;
+                } else {
+                    for d in 0..dim {
+                        panel[d * NR + lane] = 0.0;
+                    }
                 }
             }
         }

@@ -21,10 +21,25 @@ fn distances(qnorm: f32, xnorms: &[f32; NR], dots: &[f32; NR]) -> [f32; NR] {
     d
 }
 
-/// True if any lane is `<= bound` (a vectorisable reduction).
+/// Bit `j` set when `d[j] <= bound` (a vector compare into a mask register).
 #[inline(always)]
-fn any_le_f32(d: &[f32; NR], bound: f32) -> bool {
-    d.iter().fold(false, |acc, &v| acc | (v <= bound))
+fn le_mask<T: PartialOrd + Copy>(d: &[T; NR], bound: T) -> u32 {
+    let mut mask = 0u32;
+    for (j, &v) in d.iter().enumerate() {
+        mask |= u32::from(v <= bound) << j;
+    }
+    mask
+}
+
+/// Bits of the real (non-padding) rows of panel `p` when the block has `rows` rows.
+#[inline(always)]
+fn valid_mask(rows: usize, p: usize) -> u32 {
+    let valid = rows.saturating_sub(p * NR).min(NR);
+    if valid == NR {
+        u32::MAX
+    } else {
+        (1u32 << valid) - 1
+    }
 }
 
 /// Top-k over f32 tiles. Query indices are relative to the scanned query block.
@@ -39,19 +54,15 @@ pub(crate) struct KnnSink<'a> {
 }
 
 impl KnnSink<'_> {
-    #[cold]
     #[inline(never)]
-    fn push_hits(&mut self, qi: usize, p: usize, d: &[f32; NR]) {
+    fn push_hits(&mut self, qi: usize, p: usize, d: &[f32; NR], mut mask: u32) {
         let heap = &mut self.heaps[qi];
-        let mut bound = self.thresholds[qi];
-        let valid = (self.panels.rows() - p * NR).min(NR);
-        for (j, &dist) in d.iter().enumerate().take(valid) {
-            if dist <= bound {
-                heap.push(self.id0 + (p * NR + j) as u64, dist.max(0.0));
-                bound = heap.threshold();
-            }
+        while mask != 0 {
+            let j = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            heap.push(self.id0 + (p * NR + j) as u64, d[j].max(0.0));
         }
-        self.thresholds[qi] = bound;
+        self.thresholds[qi] = heap.threshold();
     }
 }
 
@@ -59,11 +70,13 @@ impl TileSink for KnnSink<'_> {
     #[inline(always)]
     fn tile(&mut self, q0: usize, m: usize, p: usize, dots: &DotTile) {
         let xnorms = self.panels.norms(p);
+        let valid = valid_mask(self.panels.rows(), p);
         for (i, row) in dots.iter().enumerate().take(m) {
             let qi = q0 + i;
             let d = distances(self.qnorms[qi], xnorms, row);
-            if any_le_f32(&d, self.thresholds[qi]) {
-                self.push_hits(qi, p, &d);
+            let mask = le_mask(&d, self.thresholds[qi]) & valid;
+            if mask != 0 {
+                self.push_hits(qi, p, &d, mask);
             }
         }
     }
@@ -81,17 +94,19 @@ impl TileSink for NearestSink<'_> {
     #[inline(always)]
     fn tile(&mut self, q0: usize, m: usize, p: usize, dots: &DotTile) {
         let xnorms = self.panels.norms(p);
+        let valid = valid_mask(self.panels.rows(), p);
         for (i, row) in dots.iter().enumerate().take(m) {
             let qi = q0 + i;
             let d = distances(self.qnorms[qi], xnorms, row);
-            let bound = self.best[qi].1;
-            if d.iter().fold(false, |acc, &v| acc | (v < bound)) {
-                let valid = (self.panels.rows() - p * NR).min(NR);
-                let best = &mut self.best[qi];
-                for (j, &dist) in d.iter().enumerate().take(valid) {
-                    if dist < best.1 {
-                        *best = ((p * NR + j) as u32, dist);
-                    }
+            let mut mask = le_mask(&d, self.best[qi].1) & valid;
+            // `<=` admits ties with the current best; only a strictly smaller distance
+            // replaces it, so ties keep the smaller index (panels arrive in order).
+            let best = &mut self.best[qi];
+            while mask != 0 {
+                let j = mask.trailing_zeros() as usize;
+                mask &= mask - 1;
+                if d[j] < best.1 {
+                    *best = ((p * NR + j) as u32, d[j]);
                 }
             }
         }
@@ -142,17 +157,13 @@ fn int_bound(threshold: f32) -> i32 {
 }
 
 impl KnnU8Sink<'_> {
-    #[cold]
     #[inline(never)]
-    fn push_hits(&mut self, qi: usize, p: usize, d: &[i32; NR]) {
+    fn push_hits(&mut self, qi: usize, p: usize, d: &[i32; NR], mut mask: u32) {
         let heap = &mut self.heaps[qi];
-        let mut bound = int_bound(self.thresholds[qi]);
-        let valid = (self.panels.rows() - p * NR).min(NR);
-        for (j, &dist) in d.iter().enumerate().take(valid) {
-            if dist <= bound {
-                heap.push(self.id0 + (p * NR + j) as u64, dist as f32);
-                bound = int_bound(heap.threshold());
-            }
+        while mask != 0 {
+            let j = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            heap.push(self.id0 + (p * NR + j) as u64, d[j] as f32);
         }
         self.thresholds[qi] = heap.threshold();
     }
@@ -162,6 +173,7 @@ impl IntTileSink for KnnU8Sink<'_> {
     #[inline(always)]
     fn tile(&mut self, q0: usize, m: usize, p: usize, dots: &IntTile) {
         let bias = self.panels.bias(p);
+        let valid = valid_mask(self.panels.rows(), p);
         for (i, row) in dots.iter().enumerate().take(m) {
             let qi = q0 + i;
             let qnorm = self.qnorms[qi];
@@ -171,9 +183,9 @@ impl IntTileSink for KnnU8Sink<'_> {
                     .wrapping_add(bias[j])
                     .wrapping_sub(row[j].wrapping_mul(2));
             }
-            let bound = int_bound(self.thresholds[qi]);
-            if d.iter().fold(false, |acc, &v| acc | (v <= bound)) {
-                self.push_hits(qi, p, &d);
+            let mask = le_mask(&d, int_bound(self.thresholds[qi])) & valid;
+            if mask != 0 {
+                self.push_hits(qi, p, &d, mask);
             }
         }
     }
