@@ -31,6 +31,11 @@ pub enum PcaRoute {
 /// Largest input dimension for which [`pick_route`] uses linfa-reduction.
 pub const LINFA_MAX_DIM: usize = 256;
 
+/// Largest training matrix (`n · d_in` values) for which [`pick_route`] uses
+/// linfa-reduction: it copies the data twice in f64 (here 2 × 256 MiB) and its time grows
+/// with `n` (1.1 s for 100,000 × 128 SIFT against 0.17 s for the covariance route).
+pub const LINFA_MAX_ELEMENTS: usize = 1 << 25;
+
 /// Largest input dimension for which [`pick_route`] uses the exact covariance route.
 pub const COVARIANCE_MAX_DIM: usize = 1024;
 
@@ -38,8 +43,9 @@ pub const COVARIANCE_MAX_DIM: usize = 1024;
 /// set (5,000 training rows, d_out 64–256, 2 threads; every route matched FAISS
 /// `PCAMatrix`'s explained variance to 5 digits):
 ///
-/// - `d_in ≤ 256` ([`LINFA_MAX_DIM`]): **linfa-reduction** — 0.6–1.2 s at 256-D, faster
-///   than FAISS (1.4 s); it costs 19–120 s at 1024-D (6–16× FAISS) and 150 s at 8192-D.
+/// - `d_in ≤ 256` ([`LINFA_MAX_DIM`]) and `n · d_in ≤ 2²⁵` ([`LINFA_MAX_ELEMENTS`]):
+///   **linfa-reduction** — 0.6–1.2 s at 256-D, faster than FAISS (1.4 s); it costs
+///   19–120 s at 1024-D (6–16× FAISS) and 150–200 s at 8192-D.
 /// - `d_in ≤ 1024` ([`COVARIANCE_MAX_DIM`]): **covariance** + dense eigensolver — 2–4 s
 ///   at 1024-D (0.4–0.7× FAISS); at 2048-D its `9 d³` eigensolver takes 32–38 s.
 /// - larger inputs: **randomized** subspace iteration — 2.3–7 s at 2048-D (0.1–0.3×
@@ -47,9 +53,9 @@ pub const COVARIANCE_MAX_DIM: usize = 1024;
 /// - except that when more than a quarter of at most 4096 input dimensions are kept
 ///   (subspace iteration then gains nothing), covariance is used.
 ///
-/// `n` does not enter the rule (every route is linear in `n`).
-pub fn pick_route(_n: usize, d_in: usize, d_out: usize) -> PcaRoute {
-    if d_in <= LINFA_MAX_DIM {
+/// Beyond the linfa bound `n` does not enter the rule (the other routes are linear in `n`).
+pub fn pick_route(n: usize, d_in: usize, d_out: usize) -> PcaRoute {
+    if d_in <= LINFA_MAX_DIM && n.saturating_mul(d_in) <= LINFA_MAX_ELEMENTS {
         PcaRoute::Linfa
     } else if d_in <= COVARIANCE_MAX_DIM || (d_out * 4 > d_in && d_in <= 4 * COVARIANCE_MAX_DIM) {
         PcaRoute::Covariance

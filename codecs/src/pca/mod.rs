@@ -14,7 +14,7 @@ mod fit;
 #[cfg(test)]
 mod tests;
 
-pub use fit::{LINFA_MAX_DIM, PcaRoute, pick_route};
+pub use fit::{COVARIANCE_MAX_DIM, LINFA_MAX_DIM, LINFA_MAX_ELEMENTS, PcaRoute, pick_route};
 
 use rayon::prelude::*;
 
