@@ -399,6 +399,11 @@ fn auto_route_rule() {
         pick_route(5000, LINFA_MAX_DIM + 1, 64),
         PcaRoute::Covariance
     );
+    assert_eq!(pick_route(1_000_000, 128, 64), PcaRoute::Covariance);
+    assert_eq!(
+        pick_route(5000, COVARIANCE_MAX_DIM, 128),
+        PcaRoute::Covariance
+    );
     assert_eq!(pick_route(5000, 8192, 256), PcaRoute::Randomized);
     assert_eq!(pick_route(5000, 2048, 1024), PcaRoute::Covariance);
     assert_eq!(pick_route(5000, 8192, 4096), PcaRoute::Randomized);
