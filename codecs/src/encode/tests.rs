@@ -566,3 +566,25 @@ fn specs_train_working_encoders() {
             .is_err()
     );
 }
+
+#[test]
+fn encoding_does_not_depend_on_the_thread_count() {
+    let dim = 8;
+    let (data, offsets) = generated_sets(9, 300, dim);
+    let sets = DescriptorSets::new(VectorsRef::from_u8(&data, dim).unwrap(), &offsets).unwrap();
+    for token in ["VLAD4", "FV2_em2_it2", "BOF5"] {
+        let enc = parse_encoder(token)
+            .unwrap()
+            .unwrap()
+            .train(&sets, 3)
+            .unwrap();
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| encode_sets(enc.as_ref(), &sets).unwrap())
+        };
+        assert_eq!(run(1), run(3), "{token}");
+    }
+}
