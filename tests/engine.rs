@@ -250,3 +250,55 @@ fn a_second_writer_is_refused_and_bad_directories_are_errors() {
     );
     assert!(Database::create(dir.path().join("x"), "IVF0,PQ3", DIM).is_err());
 }
+
+#[test]
+fn descriptor_set_database_trains_adds_searches_and_reopens() {
+    use vladdb::codecs::encode::DescriptorSets;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    // 80 images of 12..=31 descriptors each (one image empty), drawn from 40 visual words.
+    let words = clustered(40, DIM, 40, 11);
+    let mut rng = vladdb_tests::Rng::new(12);
+    let mut descriptors = Vec::new();
+    let mut offsets = vec![0u64];
+    for image in 0..80 {
+        let n = if image == 7 {
+            0
+        } else {
+            12 + (rng.next_u64() % 20) as usize
+        };
+        for _ in 0..n {
+            let w = (rng.next_u64() % 40) as usize;
+            for d in 0..DIM {
+                descriptors.push((words[w * DIM + d] + (rng.unit() - 0.5) * 4.0).max(0.0));
+            }
+        }
+        offsets.push((descriptors.len() / DIM) as u64);
+    }
+    let sets = DescriptorSets::new(view(&descriptors), &offsets).expect("sets");
+    let names: Vec<String> = (0..80).map(|i| format!("image-{i}.png")).collect();
+    let p = params(3, 1);
+    {
+        let db = Database::create(&path, "VLAD8,Flat", DIM).expect("create");
+        assert!(db.has_encoder());
+        assert_eq!(db.index_dim(), 8 * DIM);
+        assert!(
+            db.train(&view(&descriptors)).is_err(),
+            "vectors cannot train an encoder spec"
+        );
+        db.train_sets(&sets).expect("train on sets");
+        db.add_sets(&sets, &ids(0..80), Some(&names))
+            .expect("add sets");
+        db.commit().expect("commit");
+    }
+    let db = Database::open(&path).expect("reopen");
+    let hits = db.search_sets(&sets, &p).expect("search sets");
+    for (i, h) in hits.iter().enumerate() {
+        if i == 7 {
+            continue; // the empty image encodes to zeros
+        }
+        assert_eq!(h[0].id, i as u64, "image {i} should find itself first");
+        assert_eq!(h[0].name.as_deref(), Some(names[i].as_str()));
+    }
+    Database::verify(&path).expect("verify");
+}

@@ -11,6 +11,7 @@
 //! their records and a commit marker are fsynced to the log; `commit` (and the automatic
 //! flush) writes the buffered rows to a new segment and publishes a new manifest.
 
+mod encoder_store;
 mod model_file;
 mod part;
 mod recover;
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
+use vladdb_codecs::encode::{EncoderSpec, SetEncoder, parse_encoder};
 use vladdb_codecs::index::IndexModel;
 use vladdb_codecs::spec::IndexSpec;
 
@@ -64,6 +66,8 @@ impl Default for Options {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub(crate) model: Option<Arc<IndexModel>>,
+    /// The trained local-descriptor encoder, for specs that start with one.
+    pub(crate) encoder: Option<Arc<dyn SetEncoder>>,
     pub(crate) segments: Vec<Arc<SegmentHandle>>,
     pub(crate) buffer: Vec<BufferChunk>,
 }
@@ -89,9 +93,15 @@ pub(crate) struct Writer {
 pub struct Database {
     storage: SharedStorage,
     path: PathBuf,
+    /// The index part of the spec (after any encoder stage).
     spec: IndexSpec,
+    /// The encoder stage at the front of the spec, if any (`VLAD64`, `FV64`, `BOF1024`).
+    encoder_spec: Option<EncoderSpec>,
     spec_text: String,
+    /// The dimension users give: of local descriptors with an encoder, else of vectors.
     dim: usize,
+    /// The dimension of the vectors the index stores (the encoder's output, or `dim`).
+    index_dim: usize,
     options: Options,
     read_only: bool,
     state: RwLock<Arc<Snapshot>>,
@@ -123,8 +133,7 @@ impl Database {
                 "the dimension must be at least 1".into(),
             ));
         }
-        let parsed = IndexSpec::parse(spec)?;
-        vladdb_codecs::index::validate_spec(&parsed, dim)?;
+        FullSpec::parse(spec, dim)?;
         if path.exists() {
             let entries = std::fs::read_dir(path)
                 .map_err(|e| Error::io(path, e))?
@@ -148,8 +157,7 @@ impl Database {
         dim: usize,
         options: Options,
     ) -> Result<Database> {
-        let parsed = IndexSpec::parse(spec)?;
-        vladdb_codecs::index::validate_spec(&parsed, dim)?;
+        let full = FullSpec::parse(spec, dim)?;
         if storage.exists(MANIFEST_FILE)? {
             return Err(Error::InvalidArgument(format!(
                 "{}: already a vladdb database",
@@ -165,16 +173,18 @@ impl Database {
             ..Manifest::default()
         };
         manifest.set_property(PROP_DIM, &dim.to_string());
-        manifest.set_property(PROP_SPEC, &parsed.to_string());
+        manifest.set_property(PROP_SPEC, &full.text);
         let wal = WalWriter::create(storage.as_ref(), 1)?;
         manifest.generation = 1;
         manifest.publish(storage.as_ref())?;
         Ok(Database {
             storage,
             path: path.to_path_buf(),
-            spec_text: parsed.to_string(),
-            spec: parsed,
+            spec_text: full.text,
+            spec: full.index,
+            encoder_spec: full.encoder,
             dim,
+            index_dim: full.index_dim,
             options,
             read_only: false,
             state: RwLock::new(Arc::new(Snapshot::default())),
@@ -252,13 +262,15 @@ impl Database {
             .property(PROP_SPEC)
             .ok_or_else(|| corrupt("no index spec property".into()))?
             .to_string();
-        let spec = IndexSpec::parse(&spec_text).map_err(|e| corrupt(e.to_string()))?;
+        let full = FullSpec::parse(&spec_text, dim).map_err(|e| corrupt(e.to_string()))?;
         let db = Database {
             storage,
             path: path.to_path_buf(),
-            spec,
-            spec_text,
+            spec: full.index,
+            encoder_spec: full.encoder,
+            spec_text: full.text,
             dim,
+            index_dim: full.index_dim,
             options,
             read_only,
             state: RwLock::new(Arc::new(Snapshot::default())),
@@ -278,9 +290,21 @@ impl Database {
         &self.path
     }
 
-    /// Vector dimension accepted by `add` and `search`.
+    /// The dimension the database was created with: of the local descriptors for a spec
+    /// with an encoder stage, else of the vectors.
     pub fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// The dimension of the vectors `add` and `search` take (the encoder's output for a
+    /// descriptor-set database).
+    pub fn index_dim(&self) -> usize {
+        self.index_dim
+    }
+
+    /// True when the spec starts with an encoder stage (`VLAD…`, `FV…`, `BOF…`).
+    pub fn has_encoder(&self) -> bool {
+        self.encoder_spec.is_some()
     }
 
     /// The index spec (canonical form).
@@ -315,6 +339,47 @@ impl Database {
 
     fn publish_snapshot(&self, snapshot: Snapshot) {
         *self.state.write() = Arc::new(snapshot);
+    }
+}
+
+/// A spec split into its optional encoder stage and its index part, checked against the
+/// input dimension.
+struct FullSpec {
+    encoder: Option<EncoderSpec>,
+    index: IndexSpec,
+    index_dim: usize,
+    /// The canonical spec text.
+    text: String,
+}
+
+impl FullSpec {
+    fn parse(spec: &str, dim: usize) -> Result<FullSpec> {
+        if dim == 0 {
+            return Err(Error::InvalidArgument(
+                "the dimension must be at least 1".into(),
+            ));
+        }
+        let (first, rest) = match spec.split_once(',') {
+            Some((a, b)) => (a.trim(), Some(b)),
+            None => (spec.trim(), None),
+        };
+        let (encoder, index_text) = match parse_encoder(first)? {
+            Some(e) => (Some(e), rest.unwrap_or("Flat")),
+            None => (None, spec),
+        };
+        let index = IndexSpec::parse(index_text)?;
+        let index_dim = encoder.as_ref().map_or(dim, |e| e.dim_out(dim));
+        vladdb_codecs::index::validate_spec(&index, index_dim)?;
+        let text = match &encoder {
+            Some(e) => format!("{e},{index}"),
+            None => index.to_string(),
+        };
+        Ok(FullSpec {
+            encoder,
+            index,
+            index_dim,
+            text,
+        })
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
+use vladdb_codecs::encode::SetEncoder;
 use vladdb_codecs::index::{IndexModel, Quantizer, StoredModel};
 use vladdb_codecs::ivf::{CoarseQuantizer, SharedFloats};
 use vladdb_codecs::pca::Pca;
@@ -35,10 +36,26 @@ struct ModelMeta {
     pq_m: u64,
     pq_nbits: u32,
     tables_lut_len: u64,
+    /// The encoder's canonical token (`VLAD64`, ...), empty when vectors are stored as given.
+    encoder: String,
+    /// Dimension of the local descriptors the encoder takes.
+    encoder_dim_in: u64,
 }
 
+/// A loaded model: the index model and, for descriptor-set databases, the encoder.
+pub type Loaded = (IndexModel, Option<Arc<dyn SetEncoder>>);
+
 /// Writes `model` as the new immutable file `name`, durably.
-pub fn save(storage: &dyn Storage, name: &str, model: &IndexModel) -> Result<()> {
+pub fn save(
+    storage: &dyn Storage,
+    name: &str,
+    model: &IndexModel,
+    encoder: Option<&dyn SetEncoder>,
+) -> Result<()> {
+    let (encoder_token, encoder_arrays) = match encoder {
+        Some(e) => super::encoder_store::encoder_sections(e)?,
+        None => (String::new(), Vec::new()),
+    };
     let parts = model.stored_parts();
     let pca = parts.pca;
     let meta = ModelMeta {
@@ -57,6 +74,8 @@ pub fn save(storage: &dyn Storage, name: &str, model: &IndexModel) -> Result<()>
             _ => 0,
         },
         tables_lut_len: parts.tables.map_or(0, |t| t.1 as u64),
+        encoder: encoder_token,
+        encoder_dim_in: encoder.map_or(0, |e| e.dim_in() as u64),
     };
     let meta_bytes = rkyv::to_bytes::<rancor::Error>(&meta)
         .map_err(|e| Error::InvalidArgument(format!("cannot serialise the model: {e}")))?;
@@ -85,6 +104,9 @@ pub fn save(storage: &dyn Storage, name: &str, model: &IndexModel) -> Result<()>
     if let Some((t, _)) = parts.tables {
         owned.push(f32s("tables", t));
     }
+    for (section, data) in encoder_arrays {
+        owned.push(f32s(section, data));
+    }
     sections.extend(owned.iter().map(|(s, b)| (s.clone(), b.as_slice())));
     write_segment(storage, name, 0, &sections)?;
     Ok(())
@@ -107,7 +129,7 @@ impl AsRef<[f32]> for MappedFloats {
 }
 
 /// Loads and validates model file `name`; `verify` also checks every section crc.
-pub fn load(storage: &dyn Storage, name: &str, verify: bool) -> Result<IndexModel> {
+pub fn load(storage: &dyn Storage, name: &str, verify: bool) -> Result<Loaded> {
     let segment = Segment::open(storage, name, verify)?;
     let path = segment.path().to_path_buf();
     let corrupt = |reason: String| Error::Corrupt {
@@ -176,7 +198,7 @@ pub fn load(storage: &dyn Storage, name: &str, verify: bool) -> Result<IndexMode
     } else {
         None
     };
-    IndexModel::from_stored(StoredModel {
+    let model = IndexModel::from_stored(StoredModel {
         spec,
         dim,
         pca,
@@ -184,5 +206,21 @@ pub fn load(storage: &dyn Storage, name: &str, verify: bool) -> Result<IndexMode
         quantizer,
         tables,
     })
-    .map_err(|e| corrupt(format!("inconsistent model: {e}")))
+    .map_err(|e| corrupt(format!("inconsistent model: {e}")))?;
+    let encoder = if meta.encoder.is_empty() {
+        None
+    } else {
+        let dim_in = usize::try_from(meta.encoder_dim_in)
+            .map_err(|_| corrupt("encoder dimension overflows".into()))?;
+        let enc = super::encoder_store::load_encoder(&meta.encoder, dim_in, &|n| floats(n))
+            .map_err(|e| corrupt(format!("bad encoder: {e}")))?;
+        if enc.dim_out() != dim {
+            return Err(corrupt(format!(
+                "the encoder makes {}-D vectors, the index takes {dim}",
+                enc.dim_out()
+            )));
+        }
+        Some(enc)
+    };
+    Ok((model, encoder))
 }

@@ -21,12 +21,19 @@ impl Database {
         let mut w = self.writer.lock();
         let manifest = w.manifest.clone();
         let storage = self.storage.clone();
-        let model: Option<Arc<IndexModel>> = match &manifest.model_file {
-            Some(f) => Some(Arc::new(model_file::load(storage.as_ref(), f, verify)?)),
-            None => None,
+        let (model, encoder): (Option<Arc<IndexModel>>, _) = match &manifest.model_file {
+            Some(f) => {
+                let (m, e) = model_file::load(storage.as_ref(), f, verify)?;
+                (Some(Arc::new(m)), e)
+            }
+            None => (None, None),
         };
         if let Some(m) = &model {
-            if m.dim() != self.dim {
+            let descriptor_dim = encoder.as_ref().map(|e| e.dim_in());
+            if m.dim() != self.index_dim
+                || encoder.is_some() != self.encoder_spec.is_some()
+                || descriptor_dim.is_some_and(|d| d != self.dim)
+            {
                 return Err(Error::Corrupt {
                     path: storage.path_of(manifest.model_file.as_deref().unwrap_or("model")),
                     reason: format!(
@@ -58,11 +65,13 @@ impl Database {
         }
         let mut snapshot = Snapshot {
             model: model.clone(),
+            encoder,
             segments,
             buffer: Vec::new(),
         };
         self.publish_snapshot(Snapshot {
             model: snapshot.model.clone(),
+            encoder: snapshot.encoder.clone(),
             segments: snapshot.segments.clone(),
             buffer: Vec::new(),
         });
@@ -106,6 +115,7 @@ impl Database {
                         // Later batches must see this one (deletes of ids it added).
                         self.publish_snapshot(Snapshot {
                             model: snapshot.model.clone(),
+                            encoder: snapshot.encoder.clone(),
                             segments: snapshot.segments.clone(),
                             buffer: snapshot.buffer.clone(),
                         });

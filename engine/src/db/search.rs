@@ -41,9 +41,20 @@ impl Database {
         };
         self.check_search(queries, params, &model)?;
         queries
-            .par_chunks_exact(self.dim)
+            .par_chunks_exact(self.index_dim)
             .map(|q| search_one(&snap, &model, q, params, self.spec.refine_flat))
             .collect()
+    }
+
+    /// Encodes each image's descriptor set and searches with it (descriptor-set
+    /// databases: specs starting with `VLAD`, `FV` or `BOF`).
+    pub fn search_sets(
+        &self,
+        sets: &vladdb_codecs::encode::DescriptorSets<'_>,
+        params: &SearchParams,
+    ) -> Result<Vec<Vec<Hit>>> {
+        let encoded = self.encode_sets(sets)?;
+        self.search_batch(&encoded, params)
     }
 
     fn check_search(
@@ -52,10 +63,10 @@ impl Database {
         params: &SearchParams,
         model: &IndexModel,
     ) -> Result<()> {
-        if queries.len() % self.dim != 0 {
+        if queries.len() % self.index_dim != 0 {
             return Err(Error::InvalidArgument(format!(
                 "queries of dimension {} expected ({} values given)",
-                self.dim,
+                self.index_dim,
                 queries.len()
             )));
         }
@@ -75,7 +86,10 @@ impl Database {
             ));
         }
         if let Some(p) = queries.iter().position(|v| !v.is_finite()) {
-            return Err(CodecError::NonFinite { row: p / self.dim }.into());
+            return Err(CodecError::NonFinite {
+                row: p / self.index_dim,
+            }
+            .into());
         }
         Ok(())
     }

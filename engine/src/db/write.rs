@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use vladdb_codecs::VectorsRef;
+use vladdb_codecs::encode::{DescriptorSets, SetEncoder, encode_sets};
 use vladdb_codecs::index::{IndexModel, TrainOptions};
 
 use super::model_file;
@@ -23,41 +24,130 @@ pub struct CompactReport {
 }
 
 impl Database {
-    /// Trains the model on `data` and stores it. Fails if already trained.
+    /// Trains the model on `data` (global vectors of the index dimension) and stores it.
+    /// Fails if already trained, or if the spec starts with an encoder (use
+    /// [`Database::train_sets`]).
     pub fn train(&self, data: &VectorsRef<'_>) -> Result<()> {
         self.check_writable()?;
+        if self.encoder_spec.is_some() {
+            return Err(Error::InvalidArgument(format!(
+                "spec {} encodes descriptor sets: train it on sets (train_sets / --sets)",
+                self.spec_text
+            )));
+        }
         let mut w = self.writer.lock();
+        self.check_untrained(&w)?;
+        self.check_dim(data.dim())?;
+        let model = IndexModel::train(&self.spec, self.index_dim, data, &self.train_options())?;
+        self.install_model(&mut w, &model, None)
+    }
+
+    /// Trains the encoder (vocabulary, GMM, idf) on local-descriptor sets, encodes them,
+    /// trains the index model on the encoded vectors, and stores both.
+    pub fn train_sets(&self, sets: &DescriptorSets<'_>) -> Result<()> {
+        self.check_writable()?;
+        let Some(enc_spec) = &self.encoder_spec else {
+            return Err(Error::InvalidArgument(format!(
+                "spec {} has no encoder stage (e.g. VLAD64,...): train it on vectors",
+                self.spec_text
+            )));
+        };
+        let mut w = self.writer.lock();
+        self.check_untrained(&w)?;
+        if sets.dim() != self.dim {
+            return Err(Error::InvalidArgument(format!(
+                "descriptors of dimension {} given, the database takes {}",
+                sets.dim(),
+                self.dim
+            )));
+        }
+        let opts = self.train_options();
+        let encoder = enc_spec.train(sets, opts.kmeans.seed)?;
+        let (encoded, _empty) = encode_sets(encoder.as_ref(), sets)?;
+        let vectors = VectorsRef::from_f32(&encoded, self.index_dim)?;
+        let model = IndexModel::train(&self.spec, self.index_dim, &vectors, &opts)?;
+        self.install_model(&mut w, &model, Some(encoder.as_ref()))
+    }
+
+    fn train_options(&self) -> TrainOptions {
+        TrainOptions {
+            precomputed_table_budget: self.options.precomputed_table_budget,
+            ..TrainOptions::default()
+        }
+    }
+
+    fn check_untrained(&self, w: &Writer) -> Result<()> {
         if w.manifest.model_file.is_some() {
             return Err(Error::InvalidArgument(
                 "the database is already trained".into(),
             ));
         }
-        self.check_dim(data.dim())?;
-        let opts = TrainOptions {
-            precomputed_table_budget: self.options.precomputed_table_budget,
-            ..TrainOptions::default()
-        };
-        let model = IndexModel::train(&self.spec, self.dim, data, &opts)?;
+        Ok(())
+    }
+
+    /// Writes the model file, publishes it in the manifest, and serves it (reloaded from
+    /// the file, so what is served is exactly what is stored).
+    fn install_model(
+        &self,
+        w: &mut Writer,
+        model: &IndexModel,
+        encoder: Option<&dyn SetEncoder>,
+    ) -> Result<()> {
         let name = format!("model-{:06}.vdbm", w.manifest.next_file_number);
-        model_file::save(self.storage.as_ref(), &name, &model)?;
+        model_file::save(self.storage.as_ref(), &name, model, encoder)?;
         let mut manifest = w.manifest.clone();
         manifest.next_file_number += 1;
         manifest.model_file = Some(name.clone());
         manifest.generation += 1;
         if let Err(e) = manifest.publish(self.storage.as_ref()) {
-            let _ = self.storage.remove(&name);
+            if !self.storage.poison().is_poisoned() {
+                let _ = self.storage.remove(&name);
+            }
             return Err(e.into());
         }
         w.manifest = manifest;
-        // Reload through the file so the served model is exactly what is stored.
-        let stored = model_file::load(self.storage.as_ref(), &name, false)?;
+        let (stored, encoder) = model_file::load(self.storage.as_ref(), &name, false)?;
         let old = self.snapshot();
         self.publish_snapshot(Snapshot {
             model: Some(Arc::new(stored)),
+            encoder,
             segments: old.segments.clone(),
             buffer: old.buffer.clone(),
         });
         Ok(())
+    }
+
+    /// Encodes descriptor sets (one image each) with the trained encoder and adds the
+    /// global vectors under `ids` (one per image), with optional names.
+    pub fn add_sets(
+        &self,
+        sets: &DescriptorSets<'_>,
+        ids: &[u64],
+        names: Option<&[String]>,
+    ) -> Result<()> {
+        let encoded = self.encode_sets(sets)?;
+        self.add(&VectorsRef::from_f32(&encoded, self.index_dim)?, ids, names)
+    }
+
+    /// The global vectors of descriptor sets (row-major, one per image), as the database's
+    /// trained encoder makes them.
+    pub fn encode_sets(&self, sets: &DescriptorSets<'_>) -> Result<Vec<f32>> {
+        let snap = self.snapshot();
+        let Some(encoder) = &snap.encoder else {
+            return Err(Error::InvalidArgument(if self.encoder_spec.is_some() {
+                "the database is not trained: run train first".into()
+            } else {
+                format!("spec {} has no encoder stage", self.spec_text)
+            }));
+        };
+        if sets.dim() != self.dim {
+            return Err(Error::InvalidArgument(format!(
+                "descriptors of dimension {} given, the database takes {}",
+                sets.dim(),
+                self.dim
+            )));
+        }
+        Ok(encode_sets(encoder.as_ref(), sets)?.0)
     }
 
     /// Adds vectors with caller-given ids (and optional names). Fails, storing nothing, if
@@ -254,6 +344,7 @@ impl Database {
         }
         Snapshot {
             model: snap.model.clone(),
+            encoder: snap.encoder.clone(),
             segments,
             buffer,
         }
@@ -390,6 +481,7 @@ impl Database {
                     .collect();
                 self.publish_snapshot(Snapshot {
                     model: snap.model.clone(),
+                    encoder: snap.encoder.clone(),
                     segments: handles,
                     buffer: Vec::new(),
                 });
@@ -489,6 +581,7 @@ impl Database {
         let after = handles.len();
         self.publish_snapshot(Snapshot {
             model: snap.model.clone(),
+            encoder: snap.encoder.clone(),
             segments: handles,
             buffer: snap.buffer.clone(),
         });
@@ -500,10 +593,10 @@ impl Database {
     }
 
     pub(crate) fn check_dim(&self, got: usize) -> Result<()> {
-        if got != self.dim {
+        if got != self.index_dim {
             return Err(Error::InvalidArgument(format!(
                 "vectors of dimension {got} given, the database holds dimension {}",
-                self.dim
+                self.index_dim
             )));
         }
         Ok(())

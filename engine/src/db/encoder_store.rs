@@ -1,0 +1,88 @@
+//! Storing a trained local-descriptor encoder (VLAD, Fisher, BoF) in the model file: its
+//! canonical spec token (which fixes every option) plus its arrays as f32 sections
+//! (`enc_centroids`, `enc_idf`, `gmm_weights`, `gmm_means`, `gmm_vars`).
+
+use std::sync::Arc;
+
+use vladdb_codecs::encode::{
+    BofEncoder, BofParams, DiagGmm, EncoderKind, FisherEncoder, FisherParams, SetEncoder,
+    VladEncoder, VladParams, parse_encoder,
+};
+
+use crate::error::{Error, Result};
+
+/// The encoder's token and its named arrays.
+pub fn encoder_sections(enc: &dyn SetEncoder) -> Result<(String, Vec<(&'static str, &[f32])>)> {
+    let any = enc.as_any();
+    let sections: Vec<(&'static str, &[f32])> = if let Some(v) = any.downcast_ref::<VladEncoder>() {
+        vec![("enc_centroids", v.centroids.as_slice())]
+    } else if let Some(f) = any.downcast_ref::<FisherEncoder>() {
+        vec![
+            ("gmm_weights", f.gmm.weights.as_slice()),
+            ("gmm_means", f.gmm.means.as_slice()),
+            ("gmm_vars", f.gmm.variances.as_slice()),
+        ]
+    } else if let Some(b) = any.downcast_ref::<BofEncoder>() {
+        vec![
+            ("enc_centroids", b.centroids.as_slice()),
+            ("enc_idf", b.idf.as_slice()),
+        ]
+    } else {
+        return Err(Error::InvalidArgument(format!(
+            "cannot store encoder {}: unknown kind",
+            enc.spec_token()
+        )));
+    };
+    Ok((enc.spec_token(), sections))
+}
+
+/// Rebuilds an encoder from its token and arrays (`section(name)` returns a stored array).
+pub fn load_encoder(
+    token: &str,
+    dim_in: usize,
+    section: &dyn Fn(&str) -> Result<Vec<f32>>,
+) -> Result<Arc<dyn SetEncoder>> {
+    let spec = parse_encoder(token)?
+        .ok_or_else(|| Error::InvalidArgument(format!("{token:?} is not an encoder token")))?;
+    Ok(match spec.kind {
+        EncoderKind::Vlad => {
+            let params = VladParams {
+                root_sift: spec.root_sift,
+                power: spec.power,
+                intra: spec.intra,
+                soft_alpha: spec.soft_alpha,
+                residual_norm: spec.residual_norm,
+            };
+            Arc::new(VladEncoder::from_parts(
+                section("enc_centroids")?,
+                dim_in,
+                params,
+            )?)
+        }
+        EncoderKind::Fisher => {
+            let gmm = DiagGmm::from_parts(
+                section("gmm_weights")?,
+                section("gmm_means")?,
+                section("gmm_vars")?,
+                dim_in,
+            )?;
+            let params = FisherParams {
+                root_sift: spec.root_sift,
+                power: spec.power,
+            };
+            Arc::new(FisherEncoder::from_parts(gmm, params)?)
+        }
+        EncoderKind::Bof => {
+            let params = BofParams {
+                root_sift: spec.root_sift,
+                sqrt_tf: spec.sqrt_tf,
+            };
+            Arc::new(BofEncoder::from_parts(
+                section("enc_centroids")?,
+                dim_in,
+                section("enc_idf")?,
+                params,
+            )?)
+        }
+    })
+}
