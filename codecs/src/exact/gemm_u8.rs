@@ -240,7 +240,10 @@ pub(crate) fn pack_16_rows(
         return false;
     }
     match path {
-        U8Path::Scalar => false,
+        U8Path::Scalar => {
+            let _ = bias; // only the SIMD packer writes it
+            false
+        }
         #[cfg(target_arch = "x86_64")]
         U8Path::Vnni => {
             // SAFETY: `Vnni` implies the features were detected; lengths checked above.
