@@ -3,6 +3,7 @@ pub use vladdb_codecs as codecs;
 
 pub mod db;
 pub mod error;
+pub mod sets;
 pub mod storage;
 pub mod vecfile;
 

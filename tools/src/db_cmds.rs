@@ -4,8 +4,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
+use vladdb::codecs::encode::DescriptorSets;
 use vladdb::codecs::index::SearchParams;
 use vladdb::db::Database;
+use vladdb::sets::SetFiles;
 use vladdb::vecfile::VectorFile;
 
 use crate::report::human_bytes;
@@ -26,12 +28,16 @@ pub struct CreateArgs {
 #[derive(Args, Debug)]
 pub struct InputArgs {
     /// Vector file (.fvecs, .bvecs or .npy).
+    #[arg(long, required_unless_present = "sets", conflicts_with = "sets")]
+    pub input: Option<PathBuf>,
+    /// Descriptor sets instead of vectors: PREFIX_descriptors.npy, PREFIX_offsets.npy and
+    /// optionally PREFIX_names.txt (one image per set; specs starting with VLAD/FV/BOF).
     #[arg(long)]
-    pub input: PathBuf,
-    /// Skip the first N rows.
+    pub sets: Option<PathBuf>,
+    /// Skip the first N rows (images with --sets).
     #[arg(long, default_value_t = 0)]
     pub offset: usize,
-    /// Use at most N rows.
+    /// Use at most N rows (images with --sets).
     #[arg(long)]
     pub limit: Option<usize>,
 }
@@ -40,12 +46,9 @@ pub struct InputArgs {
 pub struct TrainArgs {
     /// Database directory.
     pub db: PathBuf,
-    /// Training vectors.
-    #[arg(long)]
-    pub input: PathBuf,
-    /// Train on at most the first N rows.
-    #[arg(long)]
-    pub limit: Option<usize>,
+    /// Training vectors (or --sets PREFIX), --offset, --limit.
+    #[command(flatten)]
+    pub input: InputArgs,
 }
 
 #[derive(Args, Debug)]
@@ -116,60 +119,146 @@ pub fn create(a: &CreateArgs) -> CliResult<()> {
 
 pub fn train(a: &TrainArgs) -> CliResult<()> {
     let db = Database::open(&a.db).map_err(err)?;
-    let file = VectorFile::open(&a.input).map_err(err)?;
-    let rows = a.limit.unwrap_or(file.rows()).min(file.rows());
-    let data = file.vectors().slice(0, rows).map_err(err)?;
     let spinner = progress::spinner("train");
     let start = Instant::now();
-    db.train(&data).map_err(err)?;
+    let what = match Source::open(&a.input)? {
+        Source::Vectors(file) => {
+            let (offset, count) = input_rows(&a.input, file.rows())?;
+            db.train(&file.vectors().slice(offset, count).map_err(err)?)
+                .map_err(err)?;
+            format!("{count} vectors")
+        }
+        Source::Sets(files) => {
+            let (offset, count) = input_rows(&a.input, files.images())?;
+            let (sets, _) = sub_sets(&files, offset, count)?;
+            db.train_sets(&sets.as_sets()?).map_err(err)?;
+            format!("{count} descriptor sets")
+        }
+    };
     spinner.finish_and_clear();
     println!(
-        "trained on {rows} vectors in {:.2} s",
+        "trained on {what} in {:.2} s",
         start.elapsed().as_secs_f64()
     );
     Ok(())
 }
 
+/// What a command reads: vectors or descriptor sets.
+enum Source {
+    Vectors(VectorFile),
+    Sets(SetFiles),
+}
+
+impl Source {
+    fn open(input: &InputArgs) -> CliResult<Source> {
+        match (&input.input, &input.sets) {
+            (Some(path), None) => Ok(Source::Vectors(VectorFile::open(path).map_err(err)?)),
+            (None, Some(prefix)) => Ok(Source::Sets(SetFiles::open(prefix).map_err(err)?)),
+            _ => Err("give exactly one of --input FILE and --sets PREFIX".into()),
+        }
+    }
+}
+
+/// Images `offset..offset + count` of `files`: rebased offsets over the same mapping.
+struct SubSets<'a> {
+    files: &'a SetFiles,
+    offsets: Vec<u64>,
+    first_row: usize,
+}
+
+impl SubSets<'_> {
+    fn as_sets(&self) -> CliResult<DescriptorSets<'_>> {
+        let all = self.files.descriptor_file().vectors();
+        let rows = self.offsets.last().copied().unwrap_or(0) as usize;
+        let view = all.slice(self.first_row, rows).map_err(err)?;
+        DescriptorSets::new(view, &self.offsets).map_err(err)
+    }
+}
+
+fn sub_sets(files: &SetFiles, offset: usize, count: usize) -> CliResult<(SubSets<'_>, usize)> {
+    let all = files.sets().map_err(err)?;
+    let offsets = all.offsets();
+    let first_row = offsets[offset] as usize;
+    let rebased: Vec<u64> = offsets[offset..=offset + count]
+        .iter()
+        .map(|&o| o - first_row as u64)
+        .collect();
+    Ok((
+        SubSets {
+            files,
+            offsets: rebased,
+            first_row,
+        },
+        offset,
+    ))
+}
+
 /// The rows `offset..offset + limit` of a vector file, checked.
-fn input_rows(input: &InputArgs, file: &VectorFile) -> CliResult<(usize, usize)> {
-    if input.offset > file.rows() {
+fn input_rows(input: &InputArgs, rows: usize) -> CliResult<(usize, usize)> {
+    if input.offset > rows {
+        let name = input.input.as_ref().or(input.sets.as_ref());
         return Err(format!(
-            "--offset {} is past the end of {} ({} rows)",
+            "--offset {} is past the end of {} ({rows} rows)",
             input.offset,
-            input.input.display(),
-            file.rows()
+            name.map_or(String::new(), |p| p.display().to_string()),
         ));
     }
-    let count = input
-        .limit
-        .unwrap_or(usize::MAX)
-        .min(file.rows() - input.offset);
+    let count = input.limit.unwrap_or(usize::MAX).min(rows - input.offset);
     Ok((input.offset, count))
 }
 
 pub fn add(a: &AddArgs) -> CliResult<()> {
     let db = Database::open(&a.db).map_err(err)?;
-    let file = VectorFile::open(&a.input.input).map_err(err)?;
-    let (offset, count) = input_rows(&a.input, &file)?;
-    let names = match &a.names {
-        Some(path) => Some(read_names(path, offset, count)?),
-        None => None,
-    };
     let start = Instant::now();
-    // One add call: the whole file range is one logged batch, so a crash never leaves
-    // part of it visible; the commit then writes it as one segment.
-    let spinner = progress::spinner(&format!("add {count}"));
-    let data = file.vectors().slice(offset, count).map_err(err)?;
-    let first = a.start_id + offset as u64;
-    let ids: Vec<u64> = (first..first + count as u64).collect();
-    db.add(&data, &ids, names.as_deref()).map_err(err)?;
+    // One add call: the whole range is one logged batch, so a crash never leaves part of
+    // it visible; the commit then writes it as one segment.
+    let spinner = progress::spinner("add");
+    let count = match Source::open(&a.input)? {
+        Source::Vectors(file) => {
+            let (offset, count) = input_rows(&a.input, file.rows())?;
+            let names = match &a.names {
+                Some(path) => Some(read_names(path, offset, count)?),
+                None => None,
+            };
+            let data = file.vectors().slice(offset, count).map_err(err)?;
+            db.add(
+                &data,
+                &ids_from(a.start_id, offset, count)?,
+                names.as_deref(),
+            )
+            .map_err(err)?;
+            count
+        }
+        Source::Sets(files) => {
+            let (offset, count) = input_rows(&a.input, files.images())?;
+            let names = match (&a.names, files.names()) {
+                (Some(path), _) => Some(read_names(path, offset, count)?),
+                (None, Some(all)) => Some(all[offset..offset + count].to_vec()),
+                (None, None) => None,
+            };
+            let (sub, _) = sub_sets(&files, offset, count)?;
+            db.add_sets(
+                &sub.as_sets()?,
+                &ids_from(a.start_id, offset, count)?,
+                names.as_deref(),
+            )
+            .map_err(err)?;
+            count
+        }
+    };
     db.commit().map_err(err)?;
     spinner.finish_and_clear();
-    println!(
-        "added {count} vectors in {:.2} s",
-        start.elapsed().as_secs_f64()
-    );
+    println!("added {count} in {:.2} s", start.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Ids `start_id + offset .. + count`, refusing overflow.
+fn ids_from(start_id: u64, offset: usize, count: usize) -> CliResult<Vec<u64>> {
+    let first = start_id
+        .checked_add(offset as u64)
+        .filter(|f| f.checked_add(count as u64).is_some())
+        .ok_or("--start-id plus the row numbers overflows 64-bit ids")?;
+    Ok((first..first + count as u64).collect())
 }
 
 fn read_names(path: &Path, offset: usize, count: usize) -> CliResult<Vec<String>> {
@@ -232,16 +321,27 @@ pub fn search(a: &SearchArgs) -> CliResult<()> {
     let start = Instant::now();
     let db = Database::open_read_only(&a.db).map_err(err)?;
     let open_ms = start.elapsed().as_secs_f64() * 1e3;
-    let file = VectorFile::open(&a.input.input).map_err(err)?;
-    let (offset, count) = input_rows(&a.input, &file)?;
-    let queries = file.vectors().to_f32_vec(offset, count);
     let params = SearchParams {
         k: a.k,
         nprobe: a.nprobe,
         rerank: a.rerank,
     };
+    let source = Source::open(&a.input)?;
     let start = Instant::now();
-    let results = db.search_batch(&queries, &params).map_err(err)?;
+    let (offset, count, results) = match &source {
+        Source::Vectors(file) => {
+            let (offset, count) = input_rows(&a.input, file.rows())?;
+            let queries = file.vectors().to_f32_vec(offset, count);
+            let results = db.search_batch(&queries, &params).map_err(err)?;
+            (offset, count, results)
+        }
+        Source::Sets(files) => {
+            let (offset, count) = input_rows(&a.input, files.images())?;
+            let (sub, _) = sub_sets(files, offset, count)?;
+            let results = db.search_sets(&sub.as_sets()?, &params).map_err(err)?;
+            (offset, count, results)
+        }
+    };
     if a.timing {
         eprintln!(
             "open {open_ms:.2} ms, search of {count} queries {:.2} ms",
