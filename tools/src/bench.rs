@@ -19,11 +19,11 @@ use crate::{CliResult, err, with_threads};
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
     /// Database vectors (.fvecs, .bvecs or .npy).
-    #[arg(long)]
-    pub base: PathBuf,
+    #[arg(long, required_unless_present = "base_sets")]
+    pub base: Option<PathBuf>,
     /// Query vectors (same dimension as --base).
-    #[arg(long)]
-    pub query: PathBuf,
+    #[arg(long, required_unless_present = "base_sets")]
+    pub query: Option<PathBuf>,
     /// Training vectors (default: train on --base).
     #[arg(long)]
     pub learn: Option<PathBuf>,
@@ -58,6 +58,19 @@ pub struct BenchArgs {
     /// temporary directory, reopened before searching).
     #[arg(long)]
     pub memory: bool,
+    /// Retrieval benchmark: descriptor sets to train the encoder and index on (PREFIX of
+    /// PREFIX_descriptors.npy / PREFIX_offsets.npy).
+    #[arg(long, requires = "base_sets")]
+    pub learn_sets: Option<PathBuf>,
+    /// Retrieval benchmark: the database images' descriptor sets.
+    #[arg(long, requires_all = ["query_sets", "truth"])]
+    pub base_sets: Option<PathBuf>,
+    /// Retrieval benchmark: the query images' descriptor sets.
+    #[arg(long)]
+    pub query_sets: Option<PathBuf>,
+    /// Retrieval benchmark: int64 .npy with the database index of each query's true image.
+    #[arg(long)]
+    pub truth: Option<PathBuf>,
 }
 
 /// The truth the harness scores against: per query, ids nearest first.
@@ -67,14 +80,20 @@ pub fn run(args: &BenchArgs) -> CliResult<()> {
     if args.k == 0 {
         return Err("-k must be at least 1".into());
     }
-    let base = VectorFile::open(&args.base).map_err(err)?;
-    let query = VectorFile::open(&args.query).map_err(err)?;
+    if args.base_sets.is_some() {
+        return crate::retrieval::bench(args);
+    }
+    let (Some(base_path), Some(query_path)) = (&args.base, &args.query) else {
+        return Err("give --base and --query (or the --*-sets options)".into());
+    };
+    let base = VectorFile::open(base_path).map_err(err)?;
+    let query = VectorFile::open(query_path).map_err(err)?;
     if base.dim() != query.dim() {
         return Err(format!(
             "{} has dimension {} but {} has dimension {}",
-            args.query.display(),
+            query_path.display(),
             query.dim(),
-            args.base.display(),
+            base_path.display(),
             base.dim()
         ));
     }
@@ -88,14 +107,14 @@ pub fn run(args: &BenchArgs) -> CliResult<()> {
                 "{} has dimension {} but {} has dimension {}",
                 learn.path().display(),
                 learn.dim(),
-                args.base.display(),
+                base_path.display(),
                 base.dim()
             ));
         }
     }
     let nq = args.queries.unwrap_or(query.rows()).min(query.rows());
     if nq == 0 {
-        return Err(format!("{} holds no queries", args.query.display()));
+        return Err(format!("{} holds no queries", query_path.display()));
     }
     let queries = query.vectors().to_f32_vec(0, nq);
     let threads = if args.threads == 0 {

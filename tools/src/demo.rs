@@ -30,8 +30,8 @@ pub fn run(args: &DemoArgs) -> CliResult<()> {
     println!("vladdb demo on {}", dir.display());
     println!("exact search (the yardstick):");
     bench::run(&BenchArgs {
-        base: file("base.bvecs"),
-        query: file("query.bvecs"),
+        base: Some(file("base.bvecs")),
+        query: Some(file("query.bvecs")),
         learn: Some(file("learn.bvecs")),
         gt: Some(file("groundtruth.ivecs")),
         queries: None,
@@ -43,5 +43,9 @@ pub fn run(args: &DemoArgs) -> CliResult<()> {
         runs: Some(3),
         json: false,
         memory: false,
+        learn_sets: None,
+        base_sets: None,
+        query_sets: None,
+        truth: None,
     })
 }

@@ -9,6 +9,7 @@ mod demo;
 mod metrics;
 mod progress;
 mod report;
+mod retrieval;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +53,8 @@ enum Command {
     Compact(db_cmds::DbArgs),
     /// Check every checksum and invariant; exit 1 naming the first problem.
     Verify(db_cmds::DbArgs),
+    /// Encode descriptor sets into global vectors (VLAD, Fisher, BoF) written to a .npy.
+    Encode(retrieval::EncodeArgs),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
         Command::Stats(a) => db_cmds::stats(&a),
         Command::Compact(a) => db_cmds::compact(&a),
         Command::Verify(a) => db_cmds::verify(&a),
+        Command::Encode(a) => retrieval::encode(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
