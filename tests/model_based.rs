@@ -349,3 +349,64 @@ fn readers_see_consistent_snapshots_during_writes_and_compaction() {
     let got = support::live_ids(&db, NLIST);
     assert_eq!(got, live);
 }
+
+/// A read-only open (what `vladdb search` and `stats` do) while another handle writes,
+/// commits and compacts the same directory: every open must succeed and see at least
+/// every add acknowledged before it started (adds only, so the live count only grows).
+#[test]
+fn read_only_opens_during_commits_and_compactions_see_acknowledged_rows() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("db");
+    let opts = Options {
+        flush_rows: 1 << 20,
+        max_segments: 2,
+        ..Options::default()
+    };
+    let db = Database::create_with(&path, SPEC, DIM, opts).expect("create");
+    let train: Vec<f32> = (0..200u64).flat_map(|i| vector_of(5_000_000 + i, DIM)).collect();
+    db.train(&view(&train, DIM)).expect("train");
+    let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (path, acked, stop) = (path.clone(), acked.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut opens = 0;
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let floor = acked.load(Ordering::SeqCst);
+                match Database::open_read_only(&path) {
+                    Ok(r) => {
+                        let n = r.stats().expect("stats").vectors;
+                        if n < floor {
+                            failures.push(format!("saw {n} rows, {floor} acknowledged"));
+                        }
+                    }
+                    Err(e) => failures.push(e.to_string()),
+                }
+                opens += 1;
+            }
+            (opens, failures)
+        })
+    };
+    let mut next = 0u64;
+    for round in 0..150 {
+        let ids: Vec<u64> = (next..next + 20).collect();
+        next += 20;
+        let data: Vec<f32> = ids.iter().flat_map(|&id| vector_of(id, DIM)).collect();
+        db.add(&view(&data, DIM), &ids, None).expect("add");
+        acked.store(next, Ordering::SeqCst);
+        db.commit().expect("commit");
+        if round % 5 == 4 {
+            db.compact().expect("compact");
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let (opens, failures) = reader.join().expect("reader");
+    eprintln!("read-only opens during writes: {opens}, failures: {}", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {opens} read-only opens failed or lost rows, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+}

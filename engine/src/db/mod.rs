@@ -225,7 +225,38 @@ impl Database {
         options: Options,
         read_only: bool,
     ) -> Result<Database> {
-        Self::open_impl(storage, path, options, read_only, false)
+        if read_only {
+            Self::open_consistent(storage, path, options, false)
+        } else {
+            Self::open_impl(storage, path, options, false, false)
+        }
+    }
+
+    /// A read-only open takes no lock, so a writer in another process may publish a new
+    /// manifest and remove the files (segments, logs) of the old one while it loads: the
+    /// open would fail on a vanished file, or miss the rows of a log removed after they
+    /// were flushed to a segment it does not know. Retry until no manifest was published
+    /// during the load (the generation is the same before and after) and no file vanished.
+    pub(crate) fn open_consistent(
+        storage: SharedStorage,
+        path: &Path,
+        options: Options,
+        verify: bool,
+    ) -> Result<Database> {
+        const ATTEMPTS: u64 = 50;
+        let generation = |s: &SharedStorage| Manifest::load(s.as_ref()).ok().map(|m| m.generation);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let before = generation(&storage);
+            let result = Self::open_impl(storage.clone(), path, options.clone(), true, verify);
+            let stable = before == generation(&storage);
+            let vanished = matches!(&result, Err(e) if is_not_found(e));
+            if (stable && !vanished) || attempt >= ATTEMPTS {
+                return result;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(attempt.min(10)));
+        }
     }
 
     /// Opens; `verify` checks every checksum of every file while loading.
@@ -381,6 +412,16 @@ impl FullSpec {
             text,
         })
     }
+}
+
+/// True when `e` is a file that does not exist (a file removed under a reader).
+fn is_not_found(e: &Error) -> bool {
+    let io = match e {
+        Error::Io { source, .. } => source,
+        Error::Storage(crate::storage::StorageError::Io { source, .. }) => source,
+        _ => return false,
+    };
+    io.kind() == std::io::ErrorKind::NotFound
 }
 
 fn open_storage(path: &Path) -> Result<FsStorage> {

@@ -174,6 +174,6 @@ impl Database {
 
     /// Opens read-only with every checksum verified while loading.
     fn open_in_checked(storage: SharedStorage, path: &Path) -> Result<Database> {
-        Database::open_impl(storage, path, Options::default(), true, true)
+        Database::open_consistent(storage, path, Options::default(), true)
     }
 }
