@@ -37,21 +37,25 @@ pub const LINFA_MAX_DIM: usize = 256;
 pub const LINFA_MAX_ELEMENTS: usize = 1 << 25;
 
 /// Largest input dimension for which [`pick_route`] uses the exact covariance route.
-pub const COVARIANCE_MAX_DIM: usize = 1024;
+pub const COVARIANCE_MAX_DIM: usize = 512;
 
 /// The automatic choice, from `tools/scripts/pca_faiss.py` on real VLADs of the clip-art
-/// set (5,000 training rows, d_out 64–256, 2 threads; every route matched FAISS
-/// `PCAMatrix`'s explained variance to 5 digits):
+/// set and SIFT (5,000 VLAD / 20,000 SIFT training rows, d_out 32–256, 2 threads, a
+/// loaded machine: ratios are within one run). Every route matched FAISS `PCAMatrix`'s
+/// explained variance to 5 digits, so the rule is about time:
 ///
 /// - `d_in ≤ 256` ([`LINFA_MAX_DIM`]) and `n · d_in ≤ 2²⁵` ([`LINFA_MAX_ELEMENTS`]):
-///   **linfa-reduction** — 0.6–1.2 s at 256-D, faster than FAISS (1.4 s); it costs
-///   19–120 s at 1024-D (6–16× FAISS) and 150–200 s at 8192-D.
-/// - `d_in ≤ 1024` ([`COVARIANCE_MAX_DIM`]): **covariance** + dense eigensolver — 2–4 s
-///   at 1024-D (0.4–0.7× FAISS); at 2048-D its `9 d³` eigensolver takes 32–38 s.
-/// - larger inputs: **randomized** subspace iteration — 2.3–7 s at 2048-D (0.1–0.3×
-///   FAISS) and 15–27 s at 8192-D (0.03–0.05× FAISS's 510–560 s).
-/// - except that when more than a quarter of at most 4096 input dimensions are kept
-///   (subspace iteration then gains nothing), covariance is used.
+///   **linfa-reduction** (the project's chosen crate) where it costs about a second or
+///   two — 0.5–2 s, 0.1–16× FAISS's time depending on the run, while the covariance route
+///   takes 0.1–0.2 s (0.02–0.5×). It costs 19–120 s at 1024-D and 64–240 s at 8192-D.
+/// - `d_in ≤ 512` ([`COVARIANCE_MAX_DIM`]): **covariance** + dense eigensolver (0.4 s at
+///   512-D); at 1024-D it already takes 2–7 s against 1.5 s for randomized, and its
+///   `9 d³` eigensolver takes 32–64 s at 2048-D.
+/// - larger inputs: **randomized** shifted subspace iteration — 1.5–7 s at 1024-D
+///   (0.17–0.47× FAISS), 4–12 s at 2048-D (0.06–0.14×), 11–26 s at 8192-D (0.03–0.06×
+///   FAISS's 420–560 s).
+/// - except that when more than a quarter of at most `4 · COVARIANCE_MAX_DIM` input
+///   dimensions are kept (subspace iteration then gains nothing), covariance is used.
 ///
 /// Beyond the linfa bound `n` does not enter the rule (the other routes are linear in `n`).
 pub fn pick_route(n: usize, d_in: usize, d_out: usize) -> PcaRoute {

@@ -406,5 +406,6 @@ fn auto_route_rule() {
     );
     assert_eq!(pick_route(5000, 8192, 256), PcaRoute::Randomized);
     assert_eq!(pick_route(5000, 2048, 1024), PcaRoute::Covariance);
+    assert_eq!(pick_route(5000, 1024, 128), PcaRoute::Randomized);
     assert_eq!(pick_route(5000, 8192, 4096), PcaRoute::Randomized);
 }
