@@ -237,12 +237,20 @@ pub fn add(a: &AddArgs) -> CliResult<()> {
                 (None, None) => None,
             };
             let (sub, _) = sub_sets(&files, offset, count)?;
-            db.add_sets(
-                &sub.as_sets()?,
-                &ids_from(a.start_id, offset, count)?,
-                names.as_deref(),
-            )
-            .map_err(err)?;
+            let empty = db
+                .add_sets(
+                    &sub.as_sets()?,
+                    &ids_from(a.start_id, offset, count)?,
+                    names.as_deref(),
+                )
+                .map_err(err)?;
+            if !empty.is_empty() {
+                eprintln!(
+                    "vladdb: {} images have no descriptors and were not indexed (first: image {})",
+                    empty.len(),
+                    offset + empty[0]
+                );
+            }
             count
         }
     };

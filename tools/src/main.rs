@@ -114,11 +114,30 @@ pub fn default_sample_dir() -> PathBuf {
         .join("sample")
 }
 
-/// Runs `f` on a rayon pool of `threads` threads (0 = all cores).
+/// Runs `f` on a rayon pool of `threads` threads (0 = all cores). Pools are made once per
+/// size and reused, so timed sections never include thread start-up.
 pub fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> CliResult<T> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| format!("cannot start {threads} threads: {e}"))?;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex, OnceLock};
+    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
+    let pool = {
+        let mut pools = POOLS
+            .get_or_init(Mutex::default)
+            .lock()
+            .map_err(|_| "thread pool registry poisoned".to_string())?;
+        match pools.get(&threads) {
+            Some(p) => p.clone(),
+            None => {
+                let p = Arc::new(
+                    rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .map_err(|e| format!("cannot start {threads} threads: {e}"))?,
+                );
+                pools.insert(threads, p.clone());
+                p
+            }
+        }
+    };
     Ok(pool.install(f))
 }

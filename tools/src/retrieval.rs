@@ -56,9 +56,7 @@ fn encoder_spec(spec: &str) -> CliResult<(EncoderSpec, Option<IndexSpec>)> {
 /// Trains the encoder on `learn`; returns it and the training seconds.
 fn train_encoder(spec: &EncoderSpec, learn: &SetFiles) -> CliResult<(Box<dyn SetEncoder>, f64)> {
     let start = Instant::now();
-    let enc = spec
-        .train(&learn.sets().map_err(err)?, 0x5eed)
-        .map_err(err)?;
+    let enc = spec.train(&learn.sets().map_err(err)?, 1).map_err(err)?;
     Ok((enc, start.elapsed().as_secs_f64()))
 }
 
@@ -188,7 +186,16 @@ pub fn bench(args: &BenchArgs) -> CliResult<()> {
             with_threads(threads, || encode_sets(enc.as_ref(), &query_view))?.map_err(err)?;
         let d = enc.dim_out();
         let queries = &query_codes[..nq * d];
-        let base_vectors = VectorsRef::from_f32(&base_codes, d).map_err(err)?;
+        // Images without descriptors are not indexed (their zero vector would be at the
+        // same distance from every query), exactly as `vladdb add --sets` does.
+        let keep: Vec<usize> = (0..base.images())
+            .filter(|&i| base_view.count(i) > 0)
+            .collect();
+        let mut kept = Vec::with_capacity(keep.len() * d);
+        for &i in &keep {
+            kept.extend_from_slice(&base_codes[i * d..(i + 1) * d]);
+        }
+        let base_vectors = VectorsRef::from_f32(&kept, d).map_err(err)?;
         spinner.finish_and_clear();
         let mut rows = Vec::new();
         // Exact search over the encoded vectors: the loss from compression is measured
@@ -199,7 +206,7 @@ pub fn bench(args: &BenchArgs) -> CliResult<()> {
         let exact_s = start.elapsed().as_secs_f64();
         let ids: Vec<Vec<u64>> = exact_hits
             .into_iter()
-            .map(|l| l.into_iter().map(|n| n.id).collect())
+            .map(|l| l.into_iter().map(|n| keep[n.id as usize] as u64).collect())
             .collect();
         let (r1, r10, r100, map) = metrics(&ranks_of(&ids, &truth[..nq]));
         rows.push(RetrievalRow {
@@ -238,7 +245,7 @@ pub fn bench(args: &BenchArgs) -> CliResult<()> {
             with_threads(threads, || index.train(&train_vectors))?.map_err(err)?;
             let train_s = enc_train_s + start.elapsed().as_secs_f64();
             let start = Instant::now();
-            let all_ids: Vec<u64> = (0..base.images() as u64).collect();
+            let all_ids: Vec<u64> = keep.iter().map(|&i| i as u64).collect();
             with_threads(threads, || index.add(&base_vectors, &all_ids))?.map_err(err)?;
             let add_s = start.elapsed().as_secs_f64();
             let probes: Vec<Option<usize>> = match index.nlist() {

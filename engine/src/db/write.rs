@@ -119,14 +119,49 @@ impl Database {
 
     /// Encodes descriptor sets (one image each) with the trained encoder and adds the
     /// global vectors under `ids` (one per image), with optional names.
+    ///
+    /// Images without descriptors are not stored (their all-zero vector would sit at the
+    /// same distance from every query and crowd out true matches); their positions are
+    /// returned so callers can report them.
     pub fn add_sets(
         &self,
         sets: &DescriptorSets<'_>,
         ids: &[u64],
         names: Option<&[String]>,
-    ) -> Result<()> {
+    ) -> Result<Vec<usize>> {
+        if ids.len() != sets.len() {
+            return Err(Error::InvalidArgument(format!(
+                "{} ids for {} images",
+                ids.len(),
+                sets.len()
+            )));
+        }
+        if names.is_some_and(|n| n.len() != sets.len()) {
+            return Err(Error::InvalidArgument(
+                "one name per image is needed".into(),
+            ));
+        }
         let encoded = self.encode_sets(sets)?;
-        self.add(&VectorsRef::from_f32(&encoded, self.index_dim)?, ids, names)
+        let empty: Vec<usize> = (0..sets.len()).filter(|&i| sets.count(i) == 0).collect();
+        if empty.is_empty() {
+            self.add(&VectorsRef::from_f32(&encoded, self.index_dim)?, ids, names)?;
+            return Ok(empty);
+        }
+        let keep: Vec<usize> = (0..sets.len()).filter(|&i| sets.count(i) > 0).collect();
+        let d = self.index_dim;
+        let mut vectors = Vec::with_capacity(keep.len() * d);
+        for &i in &keep {
+            vectors.extend_from_slice(&encoded[i * d..(i + 1) * d]);
+        }
+        let kept_ids: Vec<u64> = keep.iter().map(|&i| ids[i]).collect();
+        let kept_names: Option<Vec<String>> =
+            names.map(|n| keep.iter().map(|&i| n[i].clone()).collect());
+        self.add(
+            &VectorsRef::from_f32(&vectors, d)?,
+            &kept_ids,
+            kept_names.as_deref(),
+        )?;
+        Ok(empty)
     }
 
     /// The global vectors of descriptor sets (row-major, one per image), as the database's
