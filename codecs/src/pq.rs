@@ -32,6 +32,8 @@ pub struct ProductQuantizer {
     /// The same centroids transposed to `m × dsub × ksub`, so that distance tables are
     /// computed with contiguous (vectorisable) inner loops over the `ksub` centroids.
     centroids_t: Vec<f32>,
+    /// `‖c‖²` of every sub-centroid (`m × ksub`).
+    norms: Vec<f32>,
     /// Warnings from training (e.g. few points per centroid).
     pub warnings: Vec<String>,
 }
@@ -63,6 +65,7 @@ impl ProductQuantizer {
             ksub: 1 << nbits,
             centroids: Vec::new(),
             centroids_t: Vec::new(),
+            norms: Vec::new(),
             warnings: Vec::new(),
         })
     }
@@ -150,6 +153,7 @@ impl ProductQuantizer {
             }
         }
         self.centroids_t = t;
+        self.norms = self.centroid_norms();
     }
 
     fn check_trained(&self) -> Result<()> {
@@ -170,22 +174,22 @@ impl ProductQuantizer {
     /// sub-quantizer `sq`, written to `out` (len `ksub`).
     #[inline]
     fn sub_distances(&self, sq: usize, x: &[f32], out: &mut [f32]) {
-        let ksub = self.ksub;
-        out.fill(0.0);
-        let t = &self.centroids_t[sq * self.dsub * ksub..(sq + 1) * self.dsub * ksub];
-        for (j, &xj) in x.iter().enumerate() {
-            let col = &t[j * ksub..(j + 1) * ksub];
-            for (o, &c) in out.iter_mut().zip(col) {
-                let d = xj - c;
-                *o += d * d;
-            }
-        }
+        let block = self.dsub * self.ksub;
+        crate::adc::tables::l2_table(&self.centroids_t[sq * block..(sq + 1) * block], x, out);
     }
 
     /// Encodes one vector (len `dim`) into `code` (len `m`). `scratch` has len `ksub`.
+    /// Minimises `‖c‖² − 2⟨x, c⟩` (the distance minus the constant `‖x‖²`).
     fn encode_row(&self, x: &[f32], code: &mut [u8], scratch: &mut [f32]) {
+        let block = self.dsub * self.ksub;
         for sq in 0..self.m {
-            self.sub_distances(sq, &x[sq * self.dsub..(sq + 1) * self.dsub], scratch);
+            crate::adc::tables::ip_table(
+                &self.centroids_t[sq * block..(sq + 1) * block],
+                &x[sq * self.dsub..(sq + 1) * self.dsub],
+                -2.0,
+                &self.norms[sq * self.ksub..(sq + 1) * self.ksub],
+                scratch,
+            );
             let mut best = 0usize;
             let mut best_d = f32::INFINITY;
             for (c, &d) in scratch.iter().enumerate() {
@@ -300,14 +304,37 @@ impl ProductQuantizer {
         self.check_lut_args(query, out)?;
         let (ksub, dsub) = (self.ksub, self.dsub);
         for (sq, row) in out.chunks_exact_mut(ksub).enumerate() {
-            row.fill(0.0);
             let t = &self.centroids_t[sq * dsub * ksub..(sq + 1) * dsub * ksub];
-            for j in 0..dsub {
-                let qj = query[sq * dsub + j] * scale;
-                for (o, &c) in row.iter_mut().zip(&t[j * ksub..(j + 1) * ksub]) {
-                    *o += qj * c;
-                }
-            }
+            crate::adc::tables::ip_table(t, &query[sq * dsub..(sq + 1) * dsub], scale, &[], row);
+        }
+        Ok(())
+    }
+
+    /// The ADC table minus the constant `‖query‖²`: `lut[sq * ksub + c] = ‖c_{sq,c}‖² −
+    /// 2⟨q_sq, c_{sq,c}⟩`, so the squared distance to a code is `‖q‖²` plus the sum of its
+    /// `m` entries. `norms` is [`centroid_norms`](Self::centroid_norms). Cheaper than
+    /// [`compute_lut_into`](Self::compute_lut_into) (one multiply-add per term).
+    pub fn compute_lut_minus_norm_into(
+        &self,
+        query: &[f32],
+        norms: &[f32],
+        lut: &mut [f32],
+    ) -> Result<()> {
+        self.check_lut_args(query, lut)?;
+        if norms.len() != lut.len() {
+            return Err(CodecError::DimensionMismatch {
+                expected: lut.len(),
+                got: norms.len(),
+            });
+        }
+        let (ksub, dsub) = (self.ksub, self.dsub);
+        for (sq, (row, init)) in lut
+            .chunks_exact_mut(ksub)
+            .zip(norms.chunks_exact(ksub))
+            .enumerate()
+        {
+            let t = &self.centroids_t[sq * dsub * ksub..(sq + 1) * dsub * ksub];
+            crate::adc::tables::ip_table(t, &query[sq * dsub..(sq + 1) * dsub], -2.0, init, row);
         }
         Ok(())
     }
@@ -464,7 +491,11 @@ mod tests {
                 let xs = &x[sq * 4..(sq + 1) * 4];
                 let chosen = l2_sqr(xs, pq.sub_centroid(sq, codes[i * 2 + sq] as usize));
                 for c in 0..256 {
-                    assert!(chosen <= l2_sqr(xs, pq.sub_centroid(sq, c)) + 1e-4);
+                    // The encoder ranks by ‖c‖² − 2⟨x, c⟩, exact up to f32 rounding at
+                    // the scale of the norms.
+                    let other = l2_sqr(xs, pq.sub_centroid(sq, c));
+                    let scale: f32 = xs.iter().chain(pq.sub_centroid(sq, c)).map(|v| v * v).sum();
+                    assert!(chosen <= other + 1e-6 * scale, "{chosen} > {other}");
                 }
             }
         }
@@ -480,6 +511,26 @@ mod tests {
         let d = sdc.distance(&codes[0..4], &codes[4..8]).unwrap();
         let exact = l2_sqr(&recon[0..16], &recon[16..32]);
         assert!((d - exact).abs() <= 1e-3 * exact.max(1.0));
+        let norms = pq.centroid_norms();
+        let mut lut_n = vec![0.0; pq.lut_len()];
+        pq.compute_lut_minus_norm_into(&data[0..16], &norms, &mut lut_n)
+            .unwrap();
+        let lut = pq.compute_lut(&data[0..16]).unwrap();
+        let qn: f32 = data[0..16].iter().map(|v| v * v).sum();
+        let (a, b): (f32, f32) = (
+            codes[4..8]
+                .iter()
+                .enumerate()
+                .map(|(s, &c)| lut[s * 256 + c as usize])
+                .sum(),
+            codes[4..8]
+                .iter()
+                .enumerate()
+                .map(|(s, &c)| lut_n[s * 256 + c as usize])
+                .sum::<f32>()
+                + qn,
+        );
+        assert!((a - b).abs() <= 1e-3 * a.max(1.0), "{a} vs {b}");
         let ip_scale = -2.0;
         let mut ip = vec![0.0; pq.lut_len()];
         pq.compute_ip_lut_into(&data[0..16], ip_scale, &mut ip)

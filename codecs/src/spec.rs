@@ -41,18 +41,28 @@ pub struct IndexSpec {
 }
 
 fn err(spec: &str, reason: impl Into<String>) -> CodecError {
-    CodecError::Spec { spec: spec.to_string(), reason: reason.into() }
+    CodecError::Spec {
+        spec: spec.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// Parses a positive decimal number; `what` names it in errors.
 fn number(spec: &str, token: &str, digits: &str, what: &str) -> Result<usize> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(err(spec, format!("token {token:?}: expected a number of {what}")));
+        return Err(err(
+            spec,
+            format!("token {token:?}: expected a number of {what}"),
+        ));
     }
-    let v: usize =
-        digits.parse().map_err(|_| err(spec, format!("token {token:?}: {what} too large")))?;
+    let v: usize = digits
+        .parse()
+        .map_err(|_| err(spec, format!("token {token:?}: {what} too large")))?;
     if v == 0 {
-        return Err(err(spec, format!("token {token:?}: {what} must be at least 1")));
+        return Err(err(
+            spec,
+            format!("token {token:?}: {what} must be at least 1"),
+        ));
     }
     Ok(v)
 }
@@ -68,7 +78,11 @@ fn parse_pca(spec: &str, token: &str) -> Result<PcaStage> {
         rest = &rest[1..];
     }
     let d_out = number(spec, token, rest, "output dimensions")?;
-    Ok(PcaStage { d_out, whiten, rotate })
+    Ok(PcaStage {
+        d_out,
+        whiten,
+        rotate,
+    })
 }
 
 fn parse_pq(spec: &str, token: &str) -> Result<QuantizerSpec> {
@@ -114,11 +128,17 @@ impl IndexSpec {
                 return Err(err(spec, format!("empty token at position {}", pos + 1)));
             }
             if refine_flat {
-                return Err(err(spec, format!("token {token:?} after RFlat (RFlat must be last)")));
+                return Err(err(
+                    spec,
+                    format!("token {token:?} after RFlat (RFlat must be last)"),
+                ));
             }
             if token.starts_with("PCA") {
                 if pos != 0 {
-                    return Err(err(spec, format!("token {token:?}: PCA must be the first stage")));
+                    return Err(err(
+                        spec,
+                        format!("token {token:?}: PCA must be the first stage"),
+                    ));
                 }
                 pca = Some(parse_pca(spec, token)?);
             } else if let Some(n) = token.strip_prefix("IVF") {
@@ -144,7 +164,10 @@ impl IndexSpec {
                 }
                 refine_flat = true;
             } else if token.starts_with("VLAD") || token.starts_with("OPQ") {
-                return Err(err(spec, format!("token {token:?}: stage not implemented yet")));
+                return Err(err(
+                    spec,
+                    format!("token {token:?}: stage not implemented yet"),
+                ));
             } else {
                 return Err(err(
                     spec,
@@ -155,8 +178,14 @@ impl IndexSpec {
                 ));
             }
         }
-        let quantizer = quantizer.ok_or_else(|| err(spec, "missing the quantizer (Flat or PQ<m>)"))?;
-        Ok(IndexSpec { pca, ivf, quantizer, refine_flat })
+        let quantizer =
+            quantizer.ok_or_else(|| err(spec, "missing the quantizer (Flat or PQ<m>)"))?;
+        Ok(IndexSpec {
+            pca,
+            ivf,
+            quantizer,
+            refine_flat,
+        })
     }
 
     /// Dimension the quantizers see (after PCA), given the input dimension.
@@ -208,10 +237,26 @@ mod tests {
         assert_eq!((s.ivf, s.pca), (Some(4096), None));
         assert_eq!(ok("IVF4096,Flat").quantizer, QuantizerSpec::Flat);
         let s = ok("PCA64,IVF1024,PQ16");
-        assert_eq!(s.pca, Some(PcaStage { d_out: 64, whiten: false, rotate: false }));
-        assert_eq!(ok("PCAW128,Flat").pca.map(|p| (p.whiten, p.rotate)), Some((true, false)));
-        assert_eq!(ok("PCAR64,PQ8").pca.map(|p| (p.whiten, p.rotate)), Some((false, true)));
-        assert_eq!(ok("PCAWR128,PQ8x4").pca.map(|p| (p.whiten, p.rotate)), Some((true, true)));
+        assert_eq!(
+            s.pca,
+            Some(PcaStage {
+                d_out: 64,
+                whiten: false,
+                rotate: false
+            })
+        );
+        assert_eq!(
+            ok("PCAW128,Flat").pca.map(|p| (p.whiten, p.rotate)),
+            Some((true, false))
+        );
+        assert_eq!(
+            ok("PCAR64,PQ8").pca.map(|p| (p.whiten, p.rotate)),
+            Some((false, true))
+        );
+        assert_eq!(
+            ok("PCAWR128,PQ8x4").pca.map(|p| (p.whiten, p.rotate)),
+            Some((true, true))
+        );
         assert!(ok("IVF256, PQ8 ,RFlat").refine_flat);
         for s in ["PCAWR128,IVF1024,PQ16x8,RFlat", "Flat", "IVF64,Flat"] {
             assert_eq!(ok(s).to_string(), s);

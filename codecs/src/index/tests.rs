@@ -142,9 +142,10 @@ fn recall_regression_on_clustered_data() {
 #[test]
 fn precomputed_tables_match_the_direct_path() {
     let f = fixture();
-    let with = build("IVF16,PQ4", &f, TrainOptions::default());
+    // dsub = 32 / 2 = 16: the tables are used when the budget allows.
+    let with = build("IVF16,PQ2", &f, TrainOptions::default());
     let without = build(
-        "IVF16,PQ4",
+        "IVF16,PQ2",
         &f,
         TrainOptions {
             precomputed_table_budget: 0,
