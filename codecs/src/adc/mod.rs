@@ -176,6 +176,11 @@ impl Scanner {
         for (cblock, iblock) in codes.chunks(BLOCK * self.m).zip(ids.chunks(BLOCK)) {
             let out = &mut buf[..iblock.len()];
             self.distances_unchecked(lut, cblock, out);
+            // Most blocks have no code that can enter: one branch-free pass decides.
+            let block_min = out.iter().fold(f32::INFINITY, |m, &d| m.min(d));
+            if block_min > threshold {
+                continue;
+            }
             for (&d, &id) in out.iter().zip(iblock) {
                 if d <= threshold {
                     top.push(id, d + bias);
