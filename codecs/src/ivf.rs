@@ -157,14 +157,74 @@ pub fn prefetch_slice<T>(data: &[T]) {
     let _ = data;
 }
 
+/// Floats owned elsewhere (e.g. a section of a memory-mapped model file), shared.
+pub type SharedFloats = std::sync::Arc<dyn AsRef<[f32]> + Send + Sync>;
+
+/// Where the precomputed tables live: built on the heap at training time, or served from
+/// a shared buffer (the engine maps them from the model file instead of rebuilding them).
+#[derive(Clone)]
+enum TableData {
+    Owned(Vec<f32>),
+    Shared(SharedFloats),
+}
+
+impl TableData {
+    fn as_slice(&self) -> &[f32] {
+        match self {
+            TableData::Owned(v) => v,
+            TableData::Shared(s) => s.as_ref().as_ref(),
+        }
+    }
+}
+
 /// Query-independent IVF-PQ terms `‖r‖² + 2⟨c, r⟩` per (list, sub-quantizer, code).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone)]
 pub struct PrecomputedTables {
     lut_len: usize,
-    table: Vec<f32>,
+    table: TableData,
+}
+
+impl std::fmt::Debug for PrecomputedTables {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrecomputedTables")
+            .field("lut_len", &self.lut_len)
+            .field("floats", &self.table.as_slice().len())
+            .finish()
+    }
+}
+
+impl PartialEq for PrecomputedTables {
+    fn eq(&self, other: &Self) -> bool {
+        self.lut_len == other.lut_len && self.table.as_slice() == other.table.as_slice()
+    }
 }
 
 impl PrecomputedTables {
+    /// Tables held in a shared buffer of `nlist × lut_len` floats (validated).
+    pub fn from_shared(data: SharedFloats, lut_len: usize, nlist: usize) -> Result<Self> {
+        let len = data.as_ref().as_ref().len();
+        if lut_len == 0 || Some(len) != nlist.checked_mul(lut_len) {
+            return Err(CodecError::DimensionMismatch {
+                expected: nlist.saturating_mul(lut_len),
+                got: len,
+            });
+        }
+        Ok(PrecomputedTables {
+            lut_len,
+            table: TableData::Shared(data),
+        })
+    }
+
+    /// All tables, list after list.
+    pub fn as_slice(&self) -> &[f32] {
+        self.table.as_slice()
+    }
+
+    /// Floats per list (`m × ksub`).
+    pub fn lut_len(&self) -> usize {
+        self.lut_len
+    }
+
     /// Bytes the tables take for `nlist` lists and this quantizer.
     pub fn bytes_needed(nlist: usize, pq: &ProductQuantizer) -> usize {
         nlist.saturating_mul(pq.lut_len()).saturating_mul(4)
@@ -193,19 +253,22 @@ impl PrecomputedTables {
             })
             .collect();
         results.into_iter().collect::<Result<()>>()?;
-        Ok(PrecomputedTables { lut_len, table })
+        Ok(PrecomputedTables {
+            lut_len,
+            table: TableData::Owned(table),
+        })
     }
 
     /// The table of list `l` (`m × ksub`).
     pub fn list(&self, l: usize) -> &[f32] {
-        &self.table[l * self.lut_len..(l + 1) * self.lut_len]
+        &self.table.as_slice()[l * self.lut_len..(l + 1) * self.lut_len]
     }
 
     /// Asks the CPU to start loading the table of list `l` into cache (a hint; no effect
     /// on results). Issued for the next probed list while the current one is scanned, so
     /// the table read overlaps the scan instead of stalling on memory.
     pub fn prefetch(&self, l: usize) {
-        if l * self.lut_len >= self.table.len() {
+        if l * self.lut_len >= self.table.as_slice().len() {
             return;
         }
         prefetch_slice(self.list(l));
@@ -213,7 +276,7 @@ impl PrecomputedTables {
 
     /// Memory used, in bytes.
     pub fn bytes(&self) -> usize {
-        self.table.len() * 4
+        self.table.as_slice().len() * 4
     }
 }
 

@@ -12,7 +12,9 @@ mod model;
 mod pre;
 
 pub use memory::MemoryIndex;
-pub use model::{IndexModel, Quantizer, QueryContext, TrainOptions, validate_spec};
+pub use model::{
+    IndexModel, Quantizer, QueryContext, StoredModel, StoredParts, TrainOptions, validate_spec,
+};
 pub use pre::PreTransform;
 
 use crate::error::Result;
