@@ -254,6 +254,26 @@ mod tests {
     }
 
     #[test]
+    fn a_codes_distance_does_not_depend_on_its_position() {
+        // Segments split a list at arbitrary points: the same code must get bit-identical
+        // distances wherever it falls (SIMD body or tail), or compaction would reorder ties.
+        for &m in &[8usize, 16, 32, 64] {
+            let n = 67;
+            let (lut, codes) = random_case(m, 256, n, m as u64 + 99);
+            let s = scanner(m, 256);
+            let mut whole = vec![0.0; n];
+            s.distances(&lut, &codes, &mut whole).unwrap();
+            for shift in 1..17 {
+                let mut part = vec![0.0; n - shift];
+                s.distances(&lut, &codes[shift * m..], &mut part).unwrap();
+                for (a, b) in part.iter().zip(&whole[shift..]) {
+                    assert_eq!(a.to_bits(), b.to_bits(), "m = {m}, shift = {shift}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn shape_errors() {
         let s = scanner(8, 256);
         let mut top = TopK::new(3);
