@@ -82,7 +82,7 @@ impl CoarseQuantizer {
                 "nprobe = {nprobe} is out of range (1..={nlist})"
             )));
         }
-        if queries.len() % dim != 0 {
+        if !queries.len().is_multiple_of(dim) {
             return Err(CodecError::DimensionMismatch {
                 expected: dim,
                 got: queries.len(),

@@ -138,7 +138,7 @@ fn check_finite(data: &[f32], dim: usize) -> Result<()> {
 impl KMeans {
     /// Wraps existing centroids (e.g. loaded from disk) as a model.
     pub fn from_centroids(centroids: Vec<f32>, dim: usize) -> Result<KMeans> {
-        if dim == 0 || centroids.is_empty() || centroids.len() % dim != 0 {
+        if dim == 0 || centroids.is_empty() || !centroids.len().is_multiple_of(dim) {
             return Err(CodecError::DimensionMismatch {
                 expected: dim,
                 got: centroids.len(),
@@ -160,7 +160,7 @@ impl KMeans {
     /// Errors: `dim == 0` or a ragged matrix, `k == 0`, `iterations == 0`, fewer points
     /// than centroids, a NaN or infinite component.
     pub fn train(data: &[f32], dim: usize, k: usize, params: &KMeansParams) -> Result<KMeans> {
-        if dim == 0 || data.len() % dim != 0 {
+        if dim == 0 || !data.len().is_multiple_of(dim) {
             return Err(CodecError::DimensionMismatch {
                 expected: dim,
                 got: data.len(),

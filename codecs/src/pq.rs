@@ -47,7 +47,7 @@ impl ProductQuantizer {
                 "PQ needs dim >= 1 and M >= 1 (got dim {dim}, M {m})"
             )));
         }
-        if dim % m != 0 {
+        if !dim.is_multiple_of(m) {
             return Err(CodecError::InvalidParameter(format!(
                 "PQ: M = {m} does not divide the dimension {dim}"
             )));
@@ -102,7 +102,7 @@ impl ProductQuantizer {
     /// Trains the `m` sub-quantizers with k-means on the sub-vectors of `data` (contiguous
     /// rows of `dim`). Sub-quantizer `i` uses seed `params.seed + i`.
     pub fn train(&mut self, data: &[f32], params: &KMeansParams) -> Result<()> {
-        if data.len() % self.dim != 0 {
+        if !data.len().is_multiple_of(self.dim) {
             return Err(CodecError::DimensionMismatch {
                 expected: self.dim,
                 got: data.len(),
@@ -205,7 +205,7 @@ impl ProductQuantizer {
     /// Encodes every row of `data` into `codes` (`rows × m` bytes), in parallel blocks.
     pub fn encode_into(&self, data: &[f32], codes: &mut [u8]) -> Result<()> {
         self.check_trained()?;
-        if data.len() % self.dim != 0 {
+        if !data.len().is_multiple_of(self.dim) {
             return Err(CodecError::DimensionMismatch {
                 expected: self.dim,
                 got: data.len(),
@@ -244,7 +244,7 @@ impl ProductQuantizer {
     /// Reconstructs vectors from codes (`rows × m` bytes) into `out` (`rows × dim`).
     pub fn decode_into(&self, codes: &[u8], out: &mut [f32]) -> Result<()> {
         self.check_trained()?;
-        if codes.len() % self.m != 0 {
+        if !codes.len().is_multiple_of(self.m) {
             return Err(CodecError::DimensionMismatch {
                 expected: self.m,
                 got: codes.len(),

@@ -86,13 +86,13 @@ impl MemoryIndex {
         if params.k == 0 {
             return Err(CodecError::InvalidParameter("k must be at least 1".into()));
         }
-        if let Some(nlist) = self.spec.ivf {
-            if params.nprobe == 0 || params.nprobe > nlist {
-                return Err(CodecError::InvalidParameter(format!(
-                    "nprobe = {} is out of range (1..={nlist})",
-                    params.nprobe
-                )));
-            }
+        if let Some(nlist) = self.spec.ivf
+            && (params.nprobe == 0 || params.nprobe > nlist)
+        {
+            return Err(CodecError::InvalidParameter(format!(
+                "nprobe = {} is out of range (1..={nlist})",
+                params.nprobe
+            )));
         }
         if params.rerank > 0 && self.refine.is_none() {
             return Err(CodecError::InvalidParameter(format!(
@@ -101,7 +101,7 @@ impl MemoryIndex {
                 self.spec.to_string()
             )));
         }
-        if queries.len() % self.dim != 0 {
+        if !queries.len().is_multiple_of(self.dim) {
             return Err(CodecError::DimensionMismatch {
                 expected: self.dim,
                 got: queries.len(),

@@ -272,12 +272,11 @@ impl IndexModel {
     /// a wash for 64 MB more memory. Since the computed route costs in proportion to
     /// `dsub` and the stored route does not, the tables are used from `dsub >= 16`.
     fn build_precomputed(&mut self, budget: usize) -> Result<()> {
-        if let (Some(cq), Quantizer::Pq(pq)) = (&self.coarse, &self.quantizer) {
-            if pq.dsub >= MIN_DSUB_FOR_TABLES
-                && PrecomputedTables::bytes_needed(cq.nlist(), pq) <= budget
-            {
-                self.precomputed = Some(PrecomputedTables::build(cq, pq)?);
-            }
+        if let (Some(cq), Quantizer::Pq(pq)) = (&self.coarse, &self.quantizer)
+            && pq.dsub >= MIN_DSUB_FOR_TABLES
+            && PrecomputedTables::bytes_needed(cq.nlist(), pq) <= budget
+        {
+            self.precomputed = Some(PrecomputedTables::build(cq, pq)?);
         }
         Ok(())
     }
@@ -434,7 +433,7 @@ impl IndexModel {
         queries: &[f32],
         nprobe: usize,
     ) -> Result<(Vec<f32>, crate::ivf::Probes)> {
-        if queries.is_empty() || queries.len() % self.dim != 0 {
+        if queries.is_empty() || !queries.len().is_multiple_of(self.dim) {
             return Err(CodecError::DimensionMismatch {
                 expected: self.dim,
                 got: queries.len(),
@@ -587,13 +586,13 @@ pub fn validate_spec(spec: &IndexSpec, dim: usize) -> Result<()> {
             "dimension must be at least 1".into(),
         ));
     }
-    if let Some(p) = spec.pca {
-        if p.d_out > dim {
-            return Err(CodecError::InvalidParameter(format!(
-                "PCA output dimension {} exceeds the input dimension {dim}",
-                p.d_out
-            )));
-        }
+    if let Some(p) = spec.pca
+        && p.d_out > dim
+    {
+        return Err(CodecError::InvalidParameter(format!(
+            "PCA output dimension {} exceeds the input dimension {dim}",
+            p.d_out
+        )));
     }
     if let QuantizerSpec::Pq { m, nbits } = spec.quantizer {
         ProductQuantizer::new(spec.inner_dim(dim), m, nbits)?;
