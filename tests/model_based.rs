@@ -363,7 +363,9 @@ fn read_only_opens_during_commits_and_compactions_see_acknowledged_rows() {
         ..Options::default()
     };
     let db = Database::create_with(&path, SPEC, DIM, opts).expect("create");
-    let train: Vec<f32> = (0..200u64).flat_map(|i| vector_of(5_000_000 + i, DIM)).collect();
+    let train: Vec<f32> = (0..200u64)
+        .flat_map(|i| vector_of(5_000_000 + i, DIM))
+        .collect();
     db.train(&view(&train, DIM)).expect("train");
     let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
@@ -402,7 +404,10 @@ fn read_only_opens_during_commits_and_compactions_see_acknowledged_rows() {
     }
     stop.store(true, Ordering::SeqCst);
     let (opens, failures) = reader.join().expect("reader");
-    eprintln!("read-only opens during writes: {opens}, failures: {}", failures.len());
+    eprintln!(
+        "read-only opens during writes: {opens}, failures: {}",
+        failures.len()
+    );
     assert!(
         failures.is_empty(),
         "{} of {opens} read-only opens failed or lost rows, e.g. {:?}",
