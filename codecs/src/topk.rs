@@ -91,18 +91,18 @@ impl TopK {
         if self.k == 0 {
             return;
         }
-        if let Some(ex) = &self.excluded {
-            if ex.contains(&id) {
-                return;
-            }
+        if let Some(ex) = &self.excluded
+            && ex.contains(&id)
+        {
+            return;
         }
         let item = HeapItem(Neighbor { id, distance });
         if self.heap.len() < self.k {
             self.heap.push(item);
-        } else if let Some(mut worst) = self.heap.peek_mut() {
-            if item < *worst {
-                *worst = item;
-            }
+        } else if let Some(mut worst) = self.heap.peek_mut()
+            && item < *worst
+        {
+            *worst = item;
         }
     }
 

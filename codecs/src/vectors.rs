@@ -80,7 +80,7 @@ impl<'a> VectorsRef<'a> {
 
     /// A contiguous `f32` matrix viewed through this type.
     pub fn from_f32(data: &'a [f32], dim: usize) -> Result<Self> {
-        if dim == 0 || data.len() % dim != 0 {
+        if dim == 0 || !data.len().is_multiple_of(dim) {
             return Err(CodecError::DimensionMismatch {
                 expected: dim,
                 got: data.len(),
@@ -96,7 +96,7 @@ impl<'a> VectorsRef<'a> {
 
     /// A contiguous `u8` matrix.
     pub fn from_u8(data: &'a [u8], dim: usize) -> Result<Self> {
-        if dim == 0 || data.len() % dim != 0 {
+        if dim == 0 || !data.len().is_multiple_of(dim) {
             return Err(CodecError::DimensionMismatch {
                 expected: dim,
                 got: data.len(),

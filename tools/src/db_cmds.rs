@@ -83,9 +83,9 @@ pub struct SearchArgs {
     /// Neighbours per query.
     #[arg(short = 'k', long = "k", default_value_t = 10)]
     pub k: usize,
-    /// Inverted lists probed per query (IVF specs).
-    #[arg(long, default_value_t = 16)]
-    pub nprobe: usize,
+    /// Inverted lists probed per query (IVF specs; default 16, or all lists when fewer).
+    #[arg(long)]
+    pub nprobe: Option<usize>,
     /// Re-rank factor (specs ending in ,RFlat): re-score k × F candidates exactly.
     #[arg(long, default_value_t = 0)]
     pub rerank: usize,
@@ -331,7 +331,9 @@ pub fn search(a: &SearchArgs) -> CliResult<()> {
     let open_ms = start.elapsed().as_secs_f64() * 1e3;
     let params = SearchParams {
         k: a.k,
-        nprobe: a.nprobe,
+        nprobe: a
+            .nprobe
+            .unwrap_or_else(|| db.nlist().map_or(1, |n| n.min(16))),
         rerank: a.rerank,
     };
     let source = Source::open(&a.input)?;

@@ -66,11 +66,18 @@ fn main() -> ExitCode {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
-            // A usage error: one line, like every other error.
+            // A usage error: one line, like every other error (the message and its
+            // details, without clap's usage block).
             let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            let first = first.trim_start_matches("error: ");
-            eprintln!("vladdb: error: {} (see --help)", one_line(first));
+            let message: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let text = message.join(" ");
+            let text = text.trim_start_matches("error: ");
+            eprintln!("vladdb: error: {} (see --help)", one_line(text));
             return ExitCode::from(1);
         }
     };

@@ -333,6 +333,11 @@ impl Database {
         self.index_dim
     }
 
+    /// Number of inverted lists, for IVF specs.
+    pub fn nlist(&self) -> Option<usize> {
+        self.spec.ivf
+    }
+
     /// True when the spec starts with an encoder stage (`VLAD…`, `FV…`, `BOF…`).
     pub fn has_encoder(&self) -> bool {
         self.encoder_spec.is_some()

@@ -5,7 +5,7 @@
 
 use rayon::prelude::*;
 use vladdb_codecs::distance::l2_sqr;
-use vladdb_codecs::index::{IndexModel, SearchParams};
+use vladdb_codecs::index::{IndexModel, QueryContext, SearchParams};
 use vladdb_codecs::{CodecError, TopK};
 
 use super::part::PartView;
@@ -40,10 +40,34 @@ impl Database {
             ));
         };
         self.check_search(queries, params, &model)?;
-        queries
-            .par_chunks_exact(self.index_dim)
-            .map(|q| search_one(&snap, &model, q, params, self.spec.refine_flat))
-            .collect()
+        let nq = queries.len() / self.index_dim;
+        if nq == 0 {
+            return Ok(Vec::new());
+        }
+        // Blocks of queries: the coarse quantizer runs once per block as one blocked
+        // matrix product; a query context (tables, scratch) is reused within a block.
+        let block_rows = (nq / (4 * rayon::current_num_threads())).clamp(8, QUERY_BLOCK);
+        let nprobe = params.nprobe.clamp(1, model.nlist());
+        let inner = model.inner_dim();
+        let refine = self.spec.refine_flat;
+        let blocks: Vec<Result<Vec<Vec<Hit>>>> = queries
+            .par_chunks(block_rows * self.index_dim)
+            .map(|block| {
+                let (xq, probes) = model.transform_and_probe(block, nprobe)?;
+                let mut ctx = QueryContext::default();
+                let mut out = Vec::with_capacity(probes.len());
+                for (qi, p) in probes.into_iter().enumerate() {
+                    model.reset_context(&mut ctx, &xq[qi * inner..(qi + 1) * inner], p)?;
+                    out.push(search_one(&snap, &model, &mut ctx, params, refine)?);
+                }
+                Ok(out)
+            })
+            .collect();
+        let mut results = Vec::with_capacity(nq);
+        for b in blocks {
+            results.extend(b?);
+        }
+        Ok(results)
     }
 
     /// Encodes each image's descriptor set and searches with it (descriptor-set
@@ -95,15 +119,18 @@ impl Database {
     }
 }
 
+/// Queries searched together (their coarse distances in one blocked product).
+const QUERY_BLOCK: usize = 256;
+
+/// Scans every part for one prepared query (`ctx` holds the transformed query and its
+/// probed lists).
 fn search_one(
     snap: &Snapshot,
     model: &IndexModel,
-    query: &[f32],
+    ctx: &mut QueryContext,
     params: &SearchParams,
     refine: bool,
 ) -> Result<Vec<Hit>> {
-    let nprobe = params.nprobe.clamp(1, model.nlist());
-    let mut ctx = model.prepare_query(query, nprobe)?;
     let rerank = refine && params.rerank > 0;
     let want = if rerank {
         params.k.saturating_mul(params.rerank)
@@ -117,10 +144,13 @@ fn search_one(
                     top: &mut TopK|
      -> Result<()> {
         top.set_exclusions(excluded.cloned());
-        for &l in &probes {
+        for (i, &l) in probes.iter().enumerate() {
+            if let Some(&next) = probes.get(i + 1) {
+                model.prefetch_list(next as usize, view.list(next as usize).0);
+            }
             let (codes, ids) = view.list(l as usize);
             if !ids.is_empty() {
-                model.scan_list(&mut ctx, l as usize, codes, ids, top)?;
+                model.scan_list(ctx, l as usize, codes, ids, top)?;
             }
         }
         Ok(())
