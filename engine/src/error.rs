@@ -1,4 +1,4 @@
-//! The engine's typed error: every fallible function in `vladdb` returns [`Error`].
+//! The engine's typed error: every fallible function in `vladdb` returns [`enum@Error`].
 //!
 //! Messages are one line and name the file (and, for malformed vector files, the byte
 //! offset) so that the CLI can print them as they are.

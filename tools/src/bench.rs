@@ -101,16 +101,16 @@ pub fn run(args: &BenchArgs) -> CliResult<()> {
         Some(path) => Some(VectorFile::open(path).map_err(err)?),
         None => None,
     };
-    if let Some(learn) = &learn {
-        if learn.dim() != base.dim() {
-            return Err(format!(
-                "{} has dimension {} but {} has dimension {}",
-                learn.path().display(),
-                learn.dim(),
-                base_path.display(),
-                base.dim()
-            ));
-        }
+    if let Some(learn) = &learn
+        && learn.dim() != base.dim()
+    {
+        return Err(format!(
+            "{} has dimension {} but {} has dimension {}",
+            learn.path().display(),
+            learn.dim(),
+            base_path.display(),
+            base.dim()
+        ));
     }
     let nq = args.queries.unwrap_or(query.rows()).min(query.rows());
     if nq == 0 {

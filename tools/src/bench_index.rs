@@ -20,7 +20,7 @@ enum Built {
     Memory(Box<dyn VectorIndex>),
     /// The database and the temporary directory it lives in (removed on drop).
     Disk {
-        db: Database,
+        db: Box<Database>,
         _dir: TempDir,
     },
 }
@@ -138,7 +138,10 @@ pub fn bench_index(
         let stats = db.stats().map_err(err)?;
         let nlist = parsed.ivf;
         (
-            Built::Disk { db, _dir: dir },
+            Built::Disk {
+                db: Box::new(db),
+                _dir: dir,
+            },
             train_s,
             add_s,
             stats.bytes,

@@ -4,11 +4,11 @@
 //! matrix ([`l2_sqr_matrix`]).
 //!
 //! Everything runs like a GEMM: squared distances are `||q||² + ||x||² - 2 q·x`, the dot
-//! products come from register-tiled micro-kernels ([`gemm_f32`]: AVX-512, AVX2+FMA,
-//! scalar) over database rows packed block by block into panels ([`panels`]), and each
-//! tile goes to a sink ([`sinks`]) that checks a per-query threshold before touching a
+//! products come from register-tiled micro-kernels (`gemm_f32`: AVX-512, AVX2+FMA,
+//! scalar) over database rows packed block by block into panels (`panels`), and each
+//! tile goes to a sink (`sinks`) that checks a per-query threshold before touching a
 //! heap. When both sides are bytes (a `u8` database and queries whose components are all
-//! integers in `0..=255`, as with SIFT) an exact integer engine ([`gemm_u8`], AVX-512
+//! integers in `0..=255`, as with SIFT) an exact integer engine (`gemm_u8`, AVX-512
 //! VNNI) does the same work four times faster, with bit-exact distances.
 //!
 //! Work is split across the current rayon pool (callers control threads with

@@ -11,8 +11,11 @@ use vladdb_codecs::encode::{
 
 use crate::error::{Error, Result};
 
+/// Named f32 arrays of a stored encoder.
+pub type EncoderArrays<'a> = Vec<(&'static str, &'a [f32])>;
+
 /// The encoder's token and its named arrays.
-pub fn encoder_sections(enc: &dyn SetEncoder) -> Result<(String, Vec<(&'static str, &[f32])>)> {
+pub fn encoder_sections(enc: &dyn SetEncoder) -> Result<(String, EncoderArrays<'_>)> {
     let any = enc.as_any();
     let sections: Vec<(&'static str, &[f32])> = if let Some(v) = any.downcast_ref::<VladEncoder>() {
         vec![("enc_centroids", v.centroids.as_slice())]

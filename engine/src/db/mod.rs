@@ -149,7 +149,7 @@ impl Database {
         Self::create_in(storage, path, spec, dim, options)
     }
 
-    /// Creates a database on any [`Storage`] (used by the fault-injection tests).
+    /// Creates a database on any [`Storage`](crate::storage::Storage) (used by the fault-injection tests).
     pub fn create_in(
         storage: SharedStorage,
         path: &Path,
@@ -218,7 +218,7 @@ impl Database {
         Self::open_in(storage, path, Options::default(), true)
     }
 
-    /// Opens a database on any [`Storage`].
+    /// Opens a database on any [`Storage`](crate::storage::Storage).
     pub fn open_in(
         storage: SharedStorage,
         path: &Path,

@@ -71,7 +71,7 @@ impl<'a> PartView<'a> {
 }
 
 /// Owned arrays of a part, built in memory (an add's chunk, a compaction's output) and
-/// written to a segment file by [`super::segment::write_part`].
+/// written to a segment file by `write_part`.
 #[derive(Clone, Debug, Default)]
 pub struct OwnedPart {
     pub list_offsets: Vec<u64>,
@@ -209,10 +209,8 @@ pub fn merge_parts(
                 out.codes
                     .extend_from_slice(&part.codes[row * code_size..(row + 1) * code_size]);
                 out.ids.push(part.ids[row]);
-                if with_vectors {
-                    if let Some(v) = part.vector(row, dim) {
-                        vectors.extend_from_slice(v);
-                    }
+                if with_vectors && let Some(v) = part.vector(row, dim) {
+                    vectors.extend_from_slice(v);
                 }
                 if with_names {
                     names.extend_from_slice(part.name(row).unwrap_or("").as_bytes());

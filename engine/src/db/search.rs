@@ -87,7 +87,7 @@ impl Database {
         params: &SearchParams,
         model: &IndexModel,
     ) -> Result<()> {
-        if queries.len() % self.index_dim != 0 {
+        if !queries.len().is_multiple_of(self.index_dim) {
             return Err(Error::InvalidArgument(format!(
                 "queries of dimension {} expected ({} values given)",
                 self.index_dim,
@@ -176,10 +176,10 @@ fn search_one(
         let q = ctx.query().to_vec();
         let dim = model.inner_dim();
         for h in &mut hits {
-            if let Some((view, row)) = find_live(snap, h.id) {
-                if let Some(v) = view.vector(row, dim) {
-                    h.distance = l2_sqr(&q, v);
-                }
+            if let Some((view, row)) = find_live(snap, h.id)
+                && let Some(v) = view.vector(row, dim)
+            {
+                h.distance = l2_sqr(&q, v);
             }
         }
         hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
@@ -210,10 +210,11 @@ fn find_live(snap: &Snapshot, id: u64) -> Option<(PartView<'_>, usize)> {
     }
     for s in snap.segments.iter().rev() {
         let v = s.view();
-        if let Some(row) = v.find_row(id) {
-            if row < v.rows() && !s.is_deleted(row) {
-                return Some((v, row));
-            }
+        if let Some(row) = v.find_row(id)
+            && row < v.rows()
+            && !s.is_deleted(row)
+        {
+            return Some((v, row));
         }
     }
     None

@@ -216,10 +216,10 @@ impl SegmentHandle {
             }
             seen[row] = true;
         }
-        if let (Some(no), Some(names)) = (v.name_offsets, v.names) {
-            if no.windows(2).any(|w| w[0] > w[1]) || std::str::from_utf8(names).is_err() {
-                return Err(corrupt("names are not valid UTF-8 with monotone offsets"));
-            }
+        if let (Some(no), Some(names)) = (v.name_offsets, v.names)
+            && (no.windows(2).any(|w| w[0] > w[1]) || std::str::from_utf8(names).is_err())
+        {
+            return Err(corrupt("names are not valid UTF-8 with monotone offsets"));
         }
         Ok(())
     }

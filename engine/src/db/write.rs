@@ -223,14 +223,14 @@ impl Database {
                 data.rows()
             )));
         }
-        if let Some(n) = names {
-            if n.len() != ids.len() {
-                return Err(Error::InvalidArgument(format!(
-                    "{} names for {} vectors",
-                    n.len(),
-                    ids.len()
-                )));
-            }
+        if let Some(n) = names
+            && n.len() != ids.len()
+        {
+            return Err(Error::InvalidArgument(format!(
+                "{} names for {} vectors",
+                n.len(),
+                ids.len()
+            )));
         }
         if data.rows() == 0 {
             return Ok(());
@@ -248,13 +248,11 @@ impl Database {
             .copied()
             .filter(|&id| locate(&snap, id).is_some())
             .collect();
-        if !replace {
-            if let Some(id) = existing.first() {
-                return Err(Error::InvalidArgument(format!(
-                    "id {id} is already present ({} of the ids are); use upsert to replace",
-                    existing.len()
-                )));
-            }
+        if !replace && let Some(id) = existing.first() {
+            return Err(Error::InvalidArgument(format!(
+                "id {id} is already present ({} of the ids are); use upsert to replace",
+                existing.len()
+            )));
         }
         // Encode first: every error about the data happens before anything is logged.
         let (lists, codes) = model.encode(data)?;
@@ -653,10 +651,11 @@ pub(crate) fn locate(snap: &Snapshot, id: u64) -> Option<Location> {
         }
     }
     for (s, h) in snap.segments.iter().enumerate().rev() {
-        if let Some(row) = h.view().find_row(id) {
-            if row < h.entry.rows as usize && !h.is_deleted(row) {
-                return Some(Location::Segment(s, row));
-            }
+        if let Some(row) = h.view().find_row(id)
+            && row < h.entry.rows as usize
+            && !h.is_deleted(row)
+        {
+            return Some(Location::Segment(s, row));
         }
     }
     None

@@ -104,7 +104,7 @@ fn write_rows<T: Copy, const N: usize>(
     dim: usize,
     encode: impl Fn(T) -> [u8; N],
 ) -> Result<()> {
-    if dim == 0 || data.len() % dim != 0 {
+    if dim == 0 || !data.len().is_multiple_of(dim) {
         return Err(Error::InvalidArgument(format!(
             "cannot write {}: {} values do not form rows of dimension {dim}",
             path.display(),
