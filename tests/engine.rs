@@ -302,3 +302,33 @@ fn descriptor_set_database_trains_adds_searches_and_reopens() {
     }
     Database::verify(&path).expect("verify");
 }
+
+#[test]
+fn rerank_with_stored_vectors_gives_exact_distances() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let data = clustered(1000, DIM, 10, 21);
+    let queries = clustered(10, DIM, 10, 22);
+    let db = Database::create(&path, "IVF4,PQ4,RFlat", DIM).expect("create");
+    db.train(&view(&data)).expect("train");
+    db.add(&view(&data), &ids(0..1000), None).expect("add");
+    db.commit().expect("commit");
+    // All lists probed and every row a candidate: re-ranking makes the result exact.
+    let p = SearchParams {
+        k: 5,
+        nprobe: 4,
+        rerank: 200,
+    };
+    let all = ids(0..1000);
+    for (q, hits) in queries
+        .chunks_exact(DIM)
+        .zip(db.search_batch(&queries, &p).expect("search"))
+    {
+        let got: Vec<u64> = hits.iter().map(|h| h.id).collect();
+        assert_eq!(got, brute_force(&data, &all, DIM, q, 5));
+    }
+    // Without stored vectors a re-rank factor is an error, not silently ignored.
+    let plain = Database::create(dir.path().join("plain"), "IVF4,PQ4", DIM).expect("create");
+    plain.train(&view(&data)).expect("train");
+    assert!(plain.search_batch(&queries, &p).is_err());
+}
