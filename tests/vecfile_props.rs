@@ -80,7 +80,7 @@ proptest! {
         let len = rows * row_size;
         let cut = 1 + ((len - 1) as f64 * cut_fraction) as usize;
         let path = copy_prefix(&dir, &fvecs, cut);
-        if cut % row_size == 0 {
+        if cut.is_multiple_of(row_size) {
             let file = VectorFile::open(&path).unwrap();
             prop_assert_eq!(file.rows(), cut / row_size);
             prop_assert_eq!(file.vectors().to_f32_vec(0, file.rows()), data[..file.rows() * dim].to_vec());
