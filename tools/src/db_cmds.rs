@@ -130,7 +130,7 @@ pub fn train(a: &TrainArgs) -> CliResult<()> {
         }
         Source::Sets(files) => {
             let (offset, count) = input_rows(&a.input, files.images())?;
-            let (sets, _) = sub_sets(&files, offset, count)?;
+            let sets = sub_sets(&files, offset, count)?;
             db.train_sets(&sets.as_sets()?).map_err(err)?;
             format!("{count} descriptor sets")
         }
@@ -175,7 +175,7 @@ impl SubSets<'_> {
     }
 }
 
-fn sub_sets(files: &SetFiles, offset: usize, count: usize) -> CliResult<(SubSets<'_>, usize)> {
+fn sub_sets(files: &SetFiles, offset: usize, count: usize) -> CliResult<SubSets<'_>> {
     let all = files.sets().map_err(err)?;
     let offsets = all.offsets();
     let first_row = offsets[offset] as usize;
@@ -183,14 +183,11 @@ fn sub_sets(files: &SetFiles, offset: usize, count: usize) -> CliResult<(SubSets
         .iter()
         .map(|&o| o - first_row as u64)
         .collect();
-    Ok((
-        SubSets {
-            files,
-            offsets: rebased,
-            first_row,
-        },
-        offset,
-    ))
+    Ok(SubSets {
+        files,
+        offsets: rebased,
+        first_row,
+    })
 }
 
 /// The rows `offset..offset + limit` of a vector file, checked.
@@ -236,7 +233,7 @@ pub fn add(a: &AddArgs) -> CliResult<()> {
                 (None, Some(all)) => Some(all[offset..offset + count].to_vec()),
                 (None, None) => None,
             };
-            let (sub, _) = sub_sets(&files, offset, count)?;
+            let sub = sub_sets(&files, offset, count)?;
             let empty = db
                 .add_sets(
                     &sub.as_sets()?,
@@ -347,7 +344,7 @@ pub fn search(a: &SearchArgs) -> CliResult<()> {
         }
         Source::Sets(files) => {
             let (offset, count) = input_rows(&a.input, files.images())?;
-            let (sub, _) = sub_sets(files, offset, count)?;
+            let sub = sub_sets(files, offset, count)?;
             let results = db.search_sets(&sub.as_sets()?, &params).map_err(err)?;
             (offset, count, results)
         }

@@ -252,8 +252,6 @@ pub fn bench(args: &BenchArgs) -> CliResult<()> {
                 Some(_) => args.nprobe.iter().map(|&p| Some(p)).collect(),
                 None => vec![None],
             };
-            let code_bytes = index.bytes().saturating_sub(0) / base.images().max(1);
-            let _ = code_bytes;
             for nprobe in probes {
                 let params = SearchParams {
                     k: args.k,

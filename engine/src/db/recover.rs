@@ -69,13 +69,6 @@ impl Database {
             segments,
             buffer: Vec::new(),
         };
-        self.publish_snapshot(Snapshot {
-            model: snapshot.model.clone(),
-            encoder: snapshot.encoder.clone(),
-            segments: snapshot.segments.clone(),
-            buffer: Vec::new(),
-        });
-
         // Replay the log, batch by batch (a batch ends with a commit marker).
         let generations: Vec<u64> = list_wal_generations(storage.as_ref())?
             .into_iter()
@@ -112,13 +105,6 @@ impl Database {
                         }
                         deletes.clear();
                         adds.clear();
-                        // Later batches must see this one (deletes of ids it added).
-                        self.publish_snapshot(Snapshot {
-                            model: snapshot.model.clone(),
-                            encoder: snapshot.encoder.clone(),
-                            segments: snapshot.segments.clone(),
-                            buffer: snapshot.buffer.clone(),
-                        });
                     }
                 }
             }
