@@ -9,6 +9,7 @@
 //! reference every kernel is tested against.
 
 mod kernels;
+pub mod blocked;
 pub mod tables;
 #[cfg(target_arch = "x86_64")]
 mod x86;
