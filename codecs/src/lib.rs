@@ -11,6 +11,7 @@ pub mod distance;
 pub mod encode;
 pub mod error;
 pub mod exact;
+pub mod fastscan;
 pub mod index;
 pub mod ivf;
 pub mod kmeans;
