@@ -12,6 +12,7 @@ pub mod encode;
 pub mod error;
 pub mod exact;
 pub mod fastscan;
+pub mod half;
 pub mod index;
 pub mod ivf;
 pub mod kmeans;

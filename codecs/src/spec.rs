@@ -25,6 +25,18 @@ pub enum QuantizerSpec {
     Flat,
     /// Product quantization with `m` sub-quantizers of `nbits` bits each.
     Pq { m: usize, nbits: u32 },
+    /// 4-bit product quantization with `m` sub-quantizers, codes stored in blocks of 32
+    /// vectors and scanned with in-register table look-ups (`PQ<m>x4fs`).
+    FastScan { m: usize },
+}
+
+/// What a trailing refine stage stores to re-rank candidates exactly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefineSpec {
+    /// `RFlat`: the vectors as `f32`.
+    Flat,
+    /// `RF16`: the vectors as IEEE half precision (half the bytes, ~3 significant digits).
+    F16,
 }
 
 /// A parsed index spec.
@@ -32,12 +44,14 @@ pub enum QuantizerSpec {
 pub struct IndexSpec {
     /// Optional PCA pre-transform.
     pub pca: Option<PcaStage>,
+    /// `L2norm` after the pre-transform: every vector (and query) is scaled to unit length.
+    pub l2norm: bool,
     /// Number of inverted lists (`IVF<nlist>`), or `None` for an exhaustive index.
     pub ivf: Option<usize>,
     /// The vector quantizer.
     pub quantizer: QuantizerSpec,
-    /// Trailing `RFlat`: keep the original vectors to re-rank candidates exactly.
-    pub refine_flat: bool,
+    /// Trailing `RFlat` / `RF16`: keep the (transformed) vectors to re-rank candidates.
+    pub refine: Option<RefineSpec>,
 }
 
 fn err(spec: &str, reason: impl Into<String>) -> CodecError {
@@ -87,11 +101,19 @@ fn parse_pca(spec: &str, token: &str) -> Result<PcaStage> {
 
 fn parse_pq(spec: &str, token: &str) -> Result<QuantizerSpec> {
     let body = &token[2..];
-    if body.ends_with("fs") {
-        return Err(err(
-            spec,
-            format!("token {token:?}: 4-bit fast-scan PQ is not implemented yet"),
-        ));
+    if let Some(fs) = body.strip_suffix("fs") {
+        let m_str = match fs.split_once('x') {
+            Some((m, "4")) => m,
+            None => fs,
+            Some(_) => {
+                return Err(err(
+                    spec,
+                    format!("token {token:?}: fast-scan PQ codes have 4 bits (PQ<m>x4fs)"),
+                ));
+            }
+        };
+        let m = number(spec, token, m_str, "sub-quantizers")?;
+        return Ok(QuantizerSpec::FastScan { m });
     }
     let (m_str, nbits) = match body.split_once('x') {
         Some((m, b)) => {
@@ -113,24 +135,26 @@ fn parse_pq(spec: &str, token: &str) -> Result<QuantizerSpec> {
 impl IndexSpec {
     /// Parses a spec string; whitespace around tokens is ignored.
     ///
-    /// Grammar: `[PCA[W][R]<d>,] [IVF<nlist>,] (Flat | PQ<m>[x<nbits>]) [,RFlat]`.
+    /// Grammar: `[PCA[W][R]<d>,] [L2norm,] [IVF<nlist>,] (Flat | PQ<m>[x<nbits>] |
+    /// PQ<m>x4fs) [,RFlat | ,RF16]`.
     pub fn parse(spec: &str) -> Result<IndexSpec> {
         let tokens: Vec<&str> = spec.split(',').map(str::trim).collect();
         if tokens.iter().all(|t| t.is_empty()) {
             return Err(err(spec, "empty spec"));
         }
         let mut pca = None;
+        let mut l2norm = false;
         let mut ivf = None;
         let mut quantizer = None;
-        let mut refine_flat = false;
+        let mut refine = None;
         for (pos, &token) in tokens.iter().enumerate() {
             if token.is_empty() {
                 return Err(err(spec, format!("empty token at position {}", pos + 1)));
             }
-            if refine_flat {
+            if refine.is_some() {
                 return Err(err(
                     spec,
-                    format!("token {token:?} after RFlat (RFlat must be last)"),
+                    format!("token {token:?} after the refine stage (it must be last)"),
                 ));
             }
             if token.starts_with("PCA") {
@@ -141,6 +165,16 @@ impl IndexSpec {
                     ));
                 }
                 pca = Some(parse_pca(spec, token)?);
+            } else if token == "L2norm" {
+                if l2norm || ivf.is_some() || quantizer.is_some() {
+                    return Err(err(
+                        spec,
+                        format!(
+                            "token {token:?}: L2norm must come once, before IVF and the quantizer"
+                        ),
+                    ));
+                }
+                l2norm = true;
             } else if let Some(n) = token.strip_prefix("IVF") {
                 if ivf.is_some() || quantizer.is_some() {
                     return Err(err(
@@ -158,11 +192,15 @@ impl IndexSpec {
                 } else {
                     parse_pq(spec, token)?
                 });
-            } else if token == "RFlat" || token == "Refine(Flat)" {
+            } else if matches!(token, "RFlat" | "Refine(Flat)" | "RF16") {
                 if quantizer.is_none() {
                     return Err(err(spec, format!("token {token:?} before any quantizer")));
                 }
-                refine_flat = true;
+                refine = Some(if token == "RF16" {
+                    RefineSpec::F16
+                } else {
+                    RefineSpec::Flat
+                });
             } else if token.starts_with("VLAD") || token.starts_with("OPQ") {
                 return Err(err(
                     spec,
@@ -172,8 +210,8 @@ impl IndexSpec {
                 return Err(err(
                     spec,
                     format!(
-                        "unknown token {token:?} (expected PCA<d>, IVF<n>, Flat, PQ<m>[x<bits>] \
-                         or RFlat)"
+                        "unknown token {token:?} (expected PCA<d>, L2norm, IVF<n>, Flat, \
+                         PQ<m>[x<bits>], PQ<m>x4fs, RFlat or RF16)"
                     ),
                 ));
             }
@@ -182,10 +220,16 @@ impl IndexSpec {
             quantizer.ok_or_else(|| err(spec, "missing the quantizer (Flat or PQ<m>)"))?;
         Ok(IndexSpec {
             pca,
+            l2norm,
             ivf,
             quantizer,
-            refine_flat,
+            refine,
         })
+    }
+
+    /// True when the spec stores vectors for re-ranking (`RFlat` or `RF16`).
+    pub fn stores_vectors(&self) -> bool {
+        self.refine.is_some()
     }
 
     /// Dimension the quantizers see (after PCA), given the input dimension.
@@ -206,15 +250,21 @@ impl fmt::Display for IndexSpec {
                 p.d_out
             ));
         }
+        if self.l2norm {
+            parts.push("L2norm".to_string());
+        }
         if let Some(n) = self.ivf {
             parts.push(format!("IVF{n}"));
         }
         parts.push(match self.quantizer {
             QuantizerSpec::Flat => "Flat".to_string(),
             QuantizerSpec::Pq { m, nbits } => format!("PQ{m}x{nbits}"),
+            QuantizerSpec::FastScan { m } => format!("PQ{m}x4fs"),
         });
-        if self.refine_flat {
-            parts.push("RFlat".to_string());
+        match self.refine {
+            Some(RefineSpec::Flat) => parts.push("RFlat".to_string()),
+            Some(RefineSpec::F16) => parts.push("RF16".to_string()),
+            None => {}
         }
         write!(f, "{}", parts.join(","))
     }
@@ -257,8 +307,18 @@ mod tests {
             ok("PCAWR128,PQ8x4").pca.map(|p| (p.whiten, p.rotate)),
             Some((true, true))
         );
-        assert!(ok("IVF256, PQ8 ,RFlat").refine_flat);
-        for s in ["PCAWR128,IVF1024,PQ16x8,RFlat", "Flat", "IVF64,Flat"] {
+        assert_eq!(ok("IVF256, PQ8 ,RFlat").refine, Some(RefineSpec::Flat));
+        assert_eq!(ok("PQ8,RF16").refine, Some(RefineSpec::F16));
+        assert_eq!(ok("PQ32x4fs").quantizer, QuantizerSpec::FastScan { m: 32 });
+        assert_eq!(ok("IVF64,PQ32fs"), ok("IVF64,PQ32x4fs"));
+        assert!(ok("PCAWR256,L2norm,PQ16").l2norm);
+        assert!(ok("L2norm,IVF16,Flat").l2norm);
+        for s in [
+            "PCAWR128,IVF1024,PQ16x8,RFlat",
+            "Flat",
+            "IVF64,Flat",
+            "PCAR64,L2norm,IVF4096,PQ32x4fs,RF16",
+        ] {
             assert_eq!(ok(s).to_string(), s);
         }
     }
@@ -276,7 +336,10 @@ mod tests {
             ("PQ16,IVF16", "\"IVF16\""),
             ("IVF16,PCA8,Flat", "\"PCA8\""),
             ("PQ8,RFlat,Flat", "\"Flat\""),
-            ("PQ32x4fs", "fast-scan"),
+            ("PQ32x8fs", "4 bits"),
+            ("PQ0fs", "at least 1"),
+            ("IVF16,L2norm,Flat", "\"L2norm\""),
+            ("PQ8,RF16,RFlat", "\"RFlat\""),
             ("VLAD64,PQ16", "\"VLAD64\""),
             ("PQ8,,Flat", "position 2"),
         ] {

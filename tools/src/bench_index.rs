@@ -81,7 +81,11 @@ pub fn bench_index(
     threads: usize,
 ) -> CliResult<Vec<BenchRow>> {
     let parsed = IndexSpec::parse(spec).map_err(err)?;
-    let rerank = if parsed.refine_flat { args.rerank } else { 0 };
+    let rerank = if parsed.stores_vectors() {
+        args.rerank
+    } else {
+        0
+    };
     let all = base.vectors();
     let ids: Vec<u64> = (0..all.rows() as u64).collect();
     let spinner = progress::spinner(&format!("train {spec}"));

@@ -256,7 +256,7 @@ pub fn bench(args: &BenchArgs) -> CliResult<()> {
                 let params = SearchParams {
                     k: args.k,
                     nprobe: nprobe.unwrap_or(1),
-                    rerank: if index_spec.refine_flat {
+                    rerank: if index_spec.stores_vectors() {
                         args.rerank
                     } else {
                         0
@@ -305,8 +305,13 @@ fn stored_bytes_per_image(spec: &IndexSpec, d: usize) -> usize {
     let code = match spec.quantizer {
         vladdb::codecs::spec::QuantizerSpec::Flat => inner * 4,
         vladdb::codecs::spec::QuantizerSpec::Pq { m, nbits } => (m * nbits as usize).div_ceil(8),
+        vladdb::codecs::spec::QuantizerSpec::FastScan { m } => m.div_ceil(2),
     };
-    code + if spec.refine_flat { inner * 4 } else { 0 }
+    code + match spec.refine {
+        Some(vladdb::codecs::spec::RefineSpec::Flat) => inner * 4,
+        Some(vladdb::codecs::spec::RefineSpec::F16) => inner * 2,
+        None => 0,
+    }
 }
 
 fn print_rows(rows: &[RetrievalRow], json: bool) {

@@ -1,6 +1,8 @@
 //! [`MemoryIndex`]: an [`IndexModel`] plus inverted lists held in heap vectors (one
-//! `Vec` of codes and one of ids per list), and optionally the original vectors for
-//! exact re-ranking (`,RFlat`).
+//! `Vec` of codes and one of ids per list; fast-scan lists also keep their codes packed
+//! in blocks, re-packed after each add), and optionally the original vectors for exact
+//! re-ranking (`,RFlat`; `,RF16` is also kept in `f32` here: the on-disk engine is what
+//! stores half precision).
 
 use std::collections::HashMap;
 
@@ -20,7 +22,10 @@ const QUERY_BLOCK: usize = 256;
 /// One inverted list.
 #[derive(Debug, Clone, Default)]
 struct InvertedList {
+    /// Row-form codes.
     codes: Vec<u8>,
+    /// The codes in the model's layout when it is not rows.
+    packed: Vec<u8>,
     ids: Vec<u64>,
 }
 
@@ -48,7 +53,7 @@ impl MemoryIndex {
     pub fn new(spec: IndexSpec, dim: usize, opts: TrainOptions) -> Result<Self> {
         validate_spec(&spec, dim)?;
         let mut index = MemoryIndex {
-            refine: spec.refine_flat.then(RefineStore::default),
+            refine: spec.stores_vectors().then(RefineStore::default),
             spec,
             dim,
             opts,
@@ -177,10 +182,19 @@ impl VectorIndex for MemoryIndex {
         }
         let (list_of, codes) = model.encode(data)?;
         let cs = model.code_size();
+        let layout = model.layout();
+        let mut touched = vec![false; self.lists.len()];
         for (i, (&l, &id)) in list_of.iter().zip(ids).enumerate() {
             let list = &mut self.lists[l as usize];
             list.codes.extend_from_slice(&codes[i * cs..(i + 1) * cs]);
             list.ids.push(id);
+            touched[l as usize] = true;
+        }
+        if !layout.is_rows() {
+            for (list, _) in self.lists.iter_mut().zip(&touched).filter(|p| *p.1) {
+                list.packed.clear();
+                layout.pack_into(&list.codes, list.ids.len(), &mut list.packed)?;
+            }
         }
         if let Some(store) = &mut self.refine {
             let base = store.vectors.len() / self.dim;
@@ -223,14 +237,18 @@ impl VectorIndex for MemoryIndex {
                 for (qi, p) in probes.into_iter().enumerate() {
                     model.reset_context(&mut ctx, &xq[qi * d..(qi + 1) * d], p)?;
                     let mut top = TopK::new(fetch);
+                    let rows = model.layout().is_rows();
+                    fn codes_of(list: &InvertedList, rows: bool) -> &[u8] {
+                        if rows { &list.codes } else { &list.packed }
+                    }
                     for pi in 0..ctx.probes().len() {
                         let l = ctx.probes()[pi].0 as usize;
                         if let Some(next) = ctx.probes().get(pi + 1) {
                             let next = next.0 as usize;
-                            model.prefetch_list(next, &self.lists[next].codes);
+                            model.prefetch_list(next, codes_of(&self.lists[next], rows));
                         }
                         let list = &self.lists[l];
-                        model.scan_list(&mut ctx, l, &list.codes, &list.ids, &mut top)?;
+                        model.scan_list(&mut ctx, l, codes_of(list, rows), &list.ids, &mut top)?;
                     }
                     let found = top.into_sorted();
                     out.push(if params.rerank > 0 {
@@ -262,7 +280,14 @@ impl VectorIndex for MemoryIndex {
         let lists: usize = self
             .lists
             .iter()
-            .map(|l| l.codes.len() + l.ids.len() * 8)
+            .map(|l| {
+                let codes = if l.packed.is_empty() {
+                    l.codes.len()
+                } else {
+                    l.packed.len()
+                };
+                codes + l.ids.len() * 8
+            })
             .sum();
         let refine = self
             .refine

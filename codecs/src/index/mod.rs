@@ -7,10 +7,12 @@
 //! Search parameters travel with each call ([`SearchParams`]), never as index state, so
 //! concurrent searches with different parameters are safe.
 
+mod layout;
 mod memory;
 mod model;
 mod pre;
 
+pub use layout::ListLayout;
 pub use memory::MemoryIndex;
 pub use model::{
     IndexModel, Quantizer, QueryContext, StoredModel, StoredParts, TrainOptions, validate_spec,

@@ -6,10 +6,12 @@
 
 use rayon::prelude::*;
 
+use super::layout::ListLayout;
 use super::pre::PreTransform;
 use crate::adc::{self, Scanner};
 use crate::distance::l2_sqr;
 use crate::error::{CodecError, Result};
+use crate::fastscan::{self, QuantizedTables};
 use crate::ivf::{CoarseQuantizer, PrecomputedTables};
 use crate::kmeans::KMeansParams;
 use crate::pq::ProductQuantizer;
@@ -76,6 +78,11 @@ pub struct QueryContext {
     query_lut: Vec<f32>,
     list_lut: Vec<f32>,
     residual: Vec<f32>,
+    /// Fast scan: the float tables of every probed list (`nprobe × m × 16`), their u8
+    /// quantization (one scale for all), and each list's additive term (coarse distance).
+    fs_float: Vec<f32>,
+    fs_tables: Option<QuantizedTables>,
+    fs_bias: Vec<f32>,
 }
 
 impl QueryContext {
@@ -150,6 +157,9 @@ impl IndexModel {
             None => None,
         };
         let d = spec.inner_dim(dim);
+        if spec.l2norm {
+            normalize_rows(&mut x, d);
+        }
         let coarse = match spec.ivf {
             Some(nlist) => {
                 let cq = CoarseQuantizer::train(&x, d, nlist, &opts.kmeans)?;
@@ -160,7 +170,8 @@ impl IndexModel {
         };
         let quantizer = match spec.quantizer {
             QuantizerSpec::Flat => Quantizer::Flat,
-            QuantizerSpec::Pq { m, nbits } => {
+            QuantizerSpec::Pq { .. } | QuantizerSpec::FastScan { .. } => {
+                let (m, nbits) = pq_shape(&spec.quantizer);
                 let mut pq = ProductQuantizer::new(d, m, nbits)?;
                 // Train on (a subsample of) the residuals.
                 let max_rows = pq.ksub * opts.kmeans.max_points_per_centroid;
@@ -224,7 +235,8 @@ impl IndexModel {
         }
         let quantizer_ok = match (&quantizer, spec.quantizer) {
             (Quantizer::Flat, QuantizerSpec::Flat) => true,
-            (Quantizer::Pq(pq), QuantizerSpec::Pq { m, nbits }) => {
+            (Quantizer::Pq(pq), QuantizerSpec::Pq { .. } | QuantizerSpec::FastScan { .. }) => {
+                let (m, nbits) = pq_shape(&spec.quantizer);
                 pq.is_trained() && pq.dim == d && pq.m == m && pq.nbits == nbits
             }
             _ => false,
@@ -313,7 +325,17 @@ impl IndexModel {
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }
-    /// Bytes per stored vector in a list.
+    /// How the codes of a list are laid out (row codes or fast-scan blocks).
+    pub fn layout(&self) -> ListLayout {
+        match self.spec.quantizer {
+            QuantizerSpec::FastScan { m } => ListLayout::FastScan { m },
+            _ => ListLayout::Rows {
+                code_size: self.code_size(),
+            },
+        }
+    }
+
+    /// Bytes per vector's code in row form (as `encode` returns it).
     pub fn code_size(&self) -> usize {
         match &self.quantizer {
             Quantizer::Flat => self.inner_dim() * 4,
@@ -340,12 +362,16 @@ impl IndexModel {
                 .map_or(0, PrecomputedTables::bytes)
     }
 
-    /// Applies the pre-transform (if any) to contiguous rows of `dim`.
+    /// Applies the pre-transform (PCA, `L2norm`; if any) to contiguous rows of `dim`.
     pub fn transform(&self, rows: &[f32]) -> Result<Vec<f32>> {
-        match &self.pre {
-            Some(p) => p.apply(rows),
-            None => Ok(rows.to_vec()),
+        let mut x = match &self.pre {
+            Some(p) => p.apply(rows)?,
+            None => rows.to_vec(),
+        };
+        if self.spec.l2norm {
+            normalize_rows(&mut x, self.inner_dim());
         }
+        Ok(x)
     }
 
     /// Encodes every row of `data`: returns its list number and its code (`code_size`
@@ -465,6 +491,12 @@ impl IndexModel {
         ctx.query.clear();
         ctx.query.extend_from_slice(query);
         ctx.probes = probes;
+        ctx.fs_tables = None;
+        if let (QuantizerSpec::FastScan { m }, Quantizer::Pq(pq)) =
+            (self.spec.quantizer, &self.quantizer)
+        {
+            return self.prepare_fast_scan(ctx, pq, m);
+        }
         if let Quantizer::Pq(pq) = &self.quantizer {
             ctx.list_lut.resize(pq.lut_len(), 0.0);
             ctx.query_lut.resize(pq.lut_len(), 0.0);
@@ -475,6 +507,99 @@ impl IndexModel {
             }
         }
         Ok(())
+    }
+
+    /// Fast scan: the float table of every probed list, then one shared u8 quantization.
+    fn prepare_fast_scan(
+        &self,
+        ctx: &mut QueryContext,
+        pq: &ProductQuantizer,
+        m: usize,
+    ) -> Result<()> {
+        let lut_len = pq.lut_len();
+        ctx.list_lut.resize(lut_len, 0.0);
+        ctx.query_lut.resize(lut_len, 0.0);
+        let nprobe = ctx.probes.len();
+        ctx.fs_float.resize(nprobe * lut_len, 0.0);
+        ctx.fs_bias.clear();
+        if self.coarse.is_none() {
+            pq.compute_lut_into(&ctx.query, &mut ctx.fs_float[..lut_len])?;
+            ctx.fs_bias.push(0.0);
+        } else {
+            if self.precomputed.is_some() {
+                pq.compute_ip_lut_into(&ctx.query, -2.0, &mut ctx.query_lut)?;
+            }
+            for t in 0..nprobe {
+                let (list_no, _) = ctx.probes[t];
+                let bias = self.list_table(ctx, pq, list_no as usize)?;
+                ctx.fs_float[t * lut_len..(t + 1) * lut_len].copy_from_slice(&ctx.list_lut);
+                ctx.fs_bias.push(bias);
+            }
+        }
+        let tables: Vec<&[f32]> = ctx.fs_float.chunks_exact(lut_len).collect();
+        ctx.fs_tables = Some(QuantizedTables::quantize(&tables, m)?);
+        Ok(())
+    }
+
+    /// Fills `ctx.list_lut` with the ADC table of list `list_no` for the query's residual
+    /// and returns the term added to every code's sum (the squared coarse distance).
+    fn list_table(
+        &self,
+        ctx: &mut QueryContext,
+        pq: &ProductQuantizer,
+        list_no: usize,
+    ) -> Result<f32> {
+        let Some(cq) = &self.coarse else {
+            pq.compute_lut_into(&ctx.query, &mut ctx.list_lut)?;
+            return Ok(0.0);
+        };
+        let known = ctx
+            .probes
+            .iter()
+            .find(|p| p.0 as usize == list_no)
+            .map(|p| p.1);
+        if let Some(tables) = &self.precomputed {
+            crate::adc::tables::add_tables(tables.list(list_no), &ctx.query_lut, &mut ctx.list_lut);
+            return Ok(known.unwrap_or_else(|| l2_sqr(&ctx.query, cq.centroid(list_no))));
+        }
+        // ‖r − y‖² = ‖r‖² + Σ_sq (‖y_sq‖² − 2⟨r_sq, y_sq⟩) with r the residual and ‖r‖²
+        // the coarse distance: one multiply-add per table term.
+        ctx.residual.clear();
+        ctx.residual.extend(
+            ctx.query
+                .iter()
+                .zip(cq.centroid(list_no))
+                .map(|(q, c)| q - c),
+        );
+        let coarse_dis = known.unwrap_or_else(|| ctx.residual.iter().map(|v| v * v).sum());
+        pq.compute_lut_minus_norm_into(&ctx.residual, &self.pq_norms, &mut ctx.list_lut)?;
+        Ok(coarse_dis)
+    }
+
+    /// Fast-scan scan of one list: u16 sums against the query's quantized tables, the
+    /// threshold kept in the u16 domain, hits converted back to float distances.
+    fn scan_fast(
+        &self,
+        ctx: &mut QueryContext,
+        pq: &ProductQuantizer,
+        m: usize,
+        list_no: usize,
+        codes: &[u8],
+        ids: &[u64],
+        top: &mut TopK,
+    ) -> Result<()> {
+        let slot = if self.coarse.is_none() {
+            Some(0)
+        } else {
+            ctx.probes.iter().position(|p| p.0 as usize == list_no)
+        };
+        if let (Some(t), Some(tables)) = (slot, &ctx.fs_tables) {
+            return scan_quantized(tables, t, ctx.fs_bias[t], m, codes, ids, top);
+        }
+        // A list the query did not probe: quantize its table on its own.
+        let bias = self.list_table(ctx, pq, list_no)?;
+        let tables = QuantizedTables::quantize(&[&ctx.list_lut], m)?;
+        scan_quantized(&tables, 0, bias, m, codes, ids, top)
     }
 
     /// Hints the CPU to start loading what scanning list `list_no` will read from the
@@ -503,14 +628,20 @@ impl IndexModel {
                 self.nlist()
             )));
         }
-        if codes.len() != ids.len() * self.code_size() {
+        let want = self.layout().list_bytes(ids.len());
+        if codes.len() != want {
             return Err(CodecError::DimensionMismatch {
-                expected: ids.len() * self.code_size(),
+                expected: want,
                 got: codes.len(),
             });
         }
         if ids.is_empty() {
             return Ok(());
+        }
+        if let (QuantizerSpec::FastScan { m }, Quantizer::Pq(pq)) =
+            (self.spec.quantizer, &self.quantizer)
+        {
+            return self.scan_fast(ctx, pq, m, list_no, codes, ids, top);
         }
         match &self.quantizer {
             Quantizer::Flat => {
@@ -528,42 +659,57 @@ impl IndexModel {
             }
             Quantizer::Pq(pq) => {
                 let scanner = self.scanner.unwrap_or_else(|| adc::scanner(pq.m, pq.ksub));
-                let Some(cq) = &self.coarse else {
+                if self.coarse.is_none() {
                     return scanner.scan(&ctx.query_lut, codes, ids, 0.0, top);
-                };
-                if let Some(tables) = &self.precomputed {
-                    let coarse_dis = match ctx.probes.iter().find(|p| p.0 as usize == list_no) {
-                        Some(p) => p.1,
-                        None => l2_sqr(&ctx.query, cq.centroid(list_no)),
-                    };
-                    crate::adc::tables::add_tables(
-                        tables.list(list_no),
-                        &ctx.query_lut,
-                        &mut ctx.list_lut,
-                    );
-                    scanner.scan(&ctx.list_lut, codes, ids, coarse_dis, top)
-                } else {
-                    // ‖r − y‖² = ‖r‖² + Σ_sq (‖y_sq‖² − 2⟨r_sq, y_sq⟩) with r the residual
-                    // and ‖r‖² the coarse distance: one multiply-add per table term.
-                    ctx.residual.clear();
-                    ctx.residual.extend(
-                        ctx.query
-                            .iter()
-                            .zip(cq.centroid(list_no))
-                            .map(|(q, c)| q - c),
-                    );
-                    let coarse_dis = match ctx.probes.iter().find(|p| p.0 as usize == list_no) {
-                        Some(p) => p.1,
-                        None => ctx.residual.iter().map(|v| v * v).sum(),
-                    };
-                    pq.compute_lut_minus_norm_into(
-                        &ctx.residual,
-                        &self.pq_norms,
-                        &mut ctx.list_lut,
-                    )?;
-                    scanner.scan(&ctx.list_lut, codes, ids, coarse_dis, top)
                 }
+                let coarse_dis = self.list_table(ctx, pq, list_no)?;
+                scanner.scan(&ctx.list_lut, codes, ids, coarse_dis, top)
             }
+        }
+    }
+}
+
+/// Scans one fast-scan list with quantized table `t` of `tables`; `bias` is added to
+/// every distance. The top-k threshold is carried into the u16 domain so that the kernel
+/// only reports codes that can enter.
+fn scan_quantized(
+    tables: &QuantizedTables,
+    t: usize,
+    bias: f32,
+    m: usize,
+    codes: &[u8],
+    ids: &[u64],
+    top: &mut TopK,
+) -> Result<()> {
+    let limit = |threshold: f32| tables.threshold_u16(t, threshold - bias);
+    let Some(start) = limit(top.threshold()) else {
+        return Ok(());
+    };
+    fastscan::scan(tables.table(t), m, codes, ids.len(), start, |i, sum| {
+        top.push(ids[i], bias + tables.to_float(t, sum));
+        limit(top.threshold()).unwrap_or(0)
+    })
+}
+
+/// `(m, nbits)` of a PQ quantizer spec (fast scan: 4 bits).
+fn pq_shape(q: &QuantizerSpec) -> (usize, u32) {
+    match *q {
+        QuantizerSpec::Pq { m, nbits } => (m, nbits),
+        QuantizerSpec::FastScan { m } => (m, 4),
+        QuantizerSpec::Flat => (0, 0),
+    }
+}
+
+/// Scales every row (of `d`) to unit L2 norm; all-zero rows stay zero.
+fn normalize_rows(x: &mut [f32], d: usize) {
+    if d == 0 {
+        return;
+    }
+    for row in x.chunks_exact_mut(d) {
+        let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            let inv = 1.0 / norm;
+            row.iter_mut().for_each(|v| *v *= inv);
         }
     }
 }
@@ -594,7 +740,8 @@ pub fn validate_spec(spec: &IndexSpec, dim: usize) -> Result<()> {
             p.d_out
         )));
     }
-    if let QuantizerSpec::Pq { m, nbits } = spec.quantizer {
+    if spec.quantizer != QuantizerSpec::Flat {
+        let (m, nbits) = pq_shape(&spec.quantizer);
         ProductQuantizer::new(spec.inner_dim(dim), m, nbits)?;
     }
     Ok(())
@@ -671,8 +818,10 @@ impl IndexModel {
         }
         match (&spec.quantizer, &quantizer) {
             (QuantizerSpec::Flat, Quantizer::Flat) => {}
-            (QuantizerSpec::Pq { m, nbits }, Quantizer::Pq(pq))
-                if pq.m == *m && pq.nbits == *nbits && pq.dim == inner && pq.is_trained() => {}
+            (QuantizerSpec::Pq { .. } | QuantizerSpec::FastScan { .. }, Quantizer::Pq(pq))
+                if (pq.m, pq.nbits) == pq_shape(&spec.quantizer)
+                    && pq.dim == inner
+                    && pq.is_trained() => {}
             _ => return bad("stored quantizer does not match the spec".into()),
         }
         let precomputed = match (tables, &coarse, &quantizer) {

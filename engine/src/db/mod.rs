@@ -114,6 +114,11 @@ const PROP_DIM: &str = "dim";
 const PROP_SPEC: &str = "spec";
 
 impl Database {
+    /// True when re-ranking vectors are stored in half precision (`RF16`).
+    pub(crate) fn vectors_f16(&self) -> bool {
+        self.spec.refine == Some(vladdb_codecs::spec::RefineSpec::F16)
+    }
+
     /// Creates a new, empty database at `path` (a new or empty directory) for vectors of
     /// `dim` with index `spec`. The directory is locked for writing.
     pub fn create(path: impl AsRef<Path>, spec: &str, dim: usize) -> Result<Database> {

@@ -6,9 +6,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use vladdb_codecs::index::IndexModel;
+use vladdb_codecs::spec::RefineSpec;
 
 use super::model_file;
-use super::part::OwnedPart;
+use super::part::{OwnedPart, OwnedVectors};
 use super::segment::SegmentHandle;
 use super::{BufferChunk, Database, Snapshot};
 use crate::error::{Error, Result};
@@ -57,7 +58,7 @@ impl Database {
                     storage.clone(),
                     e.clone(),
                     m.nlist(),
-                    m.code_size(),
+                    m.layout(),
                     m.inner_dim(),
                     verify,
                 )?));
@@ -97,7 +98,7 @@ impl Database {
                         };
                         snapshot = self.apply_deletes(&snapshot, &deletes);
                         if !adds.is_empty() {
-                            let part = decode_adds(m, &adds, self.spec.refine_flat, &path)?;
+                            let part = decode_adds(m, &adds, self.spec.refine, &path)?;
                             snapshot.buffer.push(BufferChunk {
                                 part: Arc::new(part),
                                 deleted: Arc::default(),
@@ -128,9 +129,11 @@ impl Database {
 fn decode_adds(
     model: &IndexModel,
     adds: &[(u64, Vec<u8>, Option<String>)],
-    refine: bool,
+    refine: Option<RefineSpec>,
     path: &std::path::Path,
 ) -> Result<OwnedPart> {
+    let f16 = refine == Some(RefineSpec::F16);
+    let refine = refine.is_some();
     let code_size = model.code_size();
     let inner = model.inner_dim();
     let want = 4 + code_size + if refine { inner * 4 } else { 0 };
@@ -171,15 +174,20 @@ fn decode_adds(
             names.push(name.clone().unwrap_or_default());
         }
     }
-    Ok(OwnedPart::from_rows(
+    let stored = refine.then(|| OwnedVectors::from_f32(&vectors, f16));
+    OwnedPart::from_rows(
         model.nlist(),
-        code_size,
+        model.layout(),
         &lists,
         &codes,
         &ids,
-        refine.then_some((vectors.as_slice(), inner)),
+        stored.as_ref().map(|v| (v, inner)),
         with_names.then_some(names.as_slice()),
-    ))
+    )
+    .map_err(|e| Error::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("logged adds do not fit the model: {e}"),
+    })
 }
 
 /// Removes database files the manifest does not name: segments, deletes files and models

@@ -3,12 +3,14 @@
 //! deleted in a part are filtered as they would enter it), optionally re-rank the best
 //! `k × rerank` candidates exactly with the stored vectors, and attach names.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use rayon::prelude::*;
-use vladdb_codecs::distance::l2_sqr;
 use vladdb_codecs::index::{IndexModel, QueryContext, SearchParams};
 use vladdb_codecs::{CodecError, TopK};
 
-use super::part::PartView;
+use super::part::{Exclusions, PartView};
 use super::{Database, Snapshot};
 use crate::error::{Error, Result};
 
@@ -49,7 +51,7 @@ impl Database {
         let block_rows = (nq / (4 * rayon::current_num_threads())).clamp(8, QUERY_BLOCK);
         let nprobe = params.nprobe.clamp(1, model.nlist());
         let inner = model.inner_dim();
-        let refine = self.spec.refine_flat;
+        let refine = self.spec.stores_vectors();
         let blocks: Vec<Result<Vec<Vec<Hit>>>> = queries
             .par_chunks(block_rows * self.index_dim)
             .map(|block| {
@@ -104,9 +106,9 @@ impl Database {
                 params.nprobe
             )));
         }
-        if params.rerank > 0 && !self.spec.refine_flat {
+        if params.rerank > 0 && !self.spec.stores_vectors() {
             return Err(Error::InvalidArgument(
-                "re-ranking needs stored vectors: use a spec ending in ,RFlat".into(),
+                "re-ranking needs stored vectors: use a spec ending in ,RFlat or ,RF16".into(),
             ));
         }
         if let Some(p) = queries.iter().position(|v| !v.is_finite()) {
@@ -131,60 +133,28 @@ fn search_one(
     params: &SearchParams,
     refine: bool,
 ) -> Result<Vec<Hit>> {
-    let rerank = refine && params.rerank > 0;
-    let want = if rerank {
-        params.k.saturating_mul(params.rerank)
+    let mut hits = if refine && params.rerank > 0 {
+        search_reranked(snap, model, ctx, params)?
     } else {
-        params.k
-    };
-    let mut top = TopK::new(want);
-    let probes: Vec<u32> = ctx.probes().iter().map(|p| p.0).collect();
-    let mut scan = |view: PartView<'_>,
-                    excluded: Option<&super::part::Exclusions>,
-                    top: &mut TopK|
-     -> Result<()> {
-        top.set_exclusions(excluded.cloned());
-        for (i, &l) in probes.iter().enumerate() {
-            if let Some(&next) = probes.get(i + 1) {
-                model.prefetch_list(next as usize, view.list(next as usize).0);
-            }
-            let (codes, ids) = view.list(l as usize);
-            if !ids.is_empty() {
-                model.scan_list(ctx, l as usize, codes, ids, top)?;
-            }
+        let mut top = TopK::new(params.k);
+        for s in &snap.segments {
+            top.set_exclusions(s.excluded().cloned());
+            scan_part(model, ctx, s.view(), &mut top, None)?;
         }
-        Ok(())
-    };
-    for s in &snap.segments {
-        scan(s.view(), s.excluded(), &mut top)?;
-    }
-    for c in &snap.buffer {
-        let ex = (!c.deleted.is_empty()).then_some(&c.deleted);
-        scan(c.part.view(), ex, &mut top)?;
-    }
-    top.set_exclusions(None);
-    let mut hits: Vec<Hit> = top
-        .into_sorted()
-        .into_iter()
-        .map(|n| Hit {
-            id: n.id,
-            distance: n.distance,
-            name: None,
-        })
-        .collect();
-    if rerank {
-        let q = ctx.query().to_vec();
-        let dim = model.inner_dim();
-        for h in &mut hits {
-            if let Some((view, row)) = find_live(snap, h.id)
-                && let Some(v) = view.vector(row, dim)
-            {
-                h.distance = l2_sqr(&q, v);
-            }
+        for c in &snap.buffer {
+            top.set_exclusions((!c.deleted.is_empty()).then(|| c.deleted.clone()));
+            scan_part(model, ctx, c.part.view(), &mut top, None)?;
         }
-        hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
-        hits.truncate(params.k);
-    }
+        top.set_exclusions(None);
+        top.into_sorted()
+            .into_iter()
+            .map(|n| Hit {
+                id: n.id,
+                distance: n.distance,
+                name: None,
+            })
+            .collect()
+    };
     let has_names = snap.segments.iter().any(|s| s.view().names.is_some())
         || snap.buffer.iter().any(|c| c.part.names.is_some());
     if has_names {
@@ -194,6 +164,97 @@ fn search_one(
             }
         }
     }
+    Ok(hits)
+}
+
+/// Scans the probed lists of one part into `top`. With `rows`, the candidates pushed
+/// are row numbers of the part (for re-ranking) instead of ids; `rows` is scratch.
+fn scan_part(
+    model: &IndexModel,
+    ctx: &mut QueryContext,
+    view: PartView<'_>,
+    top: &mut TopK,
+    mut rows: Option<&mut Vec<u64>>,
+) -> Result<()> {
+    let probes = ctx.probes().len();
+    for i in 0..probes {
+        let l = ctx.probes()[i].0 as usize;
+        if let Some(next) = ctx.probes().get(i + 1) {
+            model.prefetch_list(next.0 as usize, view.list(next.0 as usize).0);
+        }
+        let (codes, ids) = view.list(l);
+        if ids.is_empty() {
+            continue;
+        }
+        match rows.as_deref_mut() {
+            Some(rows) => {
+                let start = view.list_offsets[l];
+                rows.clear();
+                rows.extend(start..start + ids.len() as u64);
+                model.scan_list(ctx, l, codes, rows, top)?;
+            }
+            None => model.scan_list(ctx, l, codes, ids, top)?,
+        }
+    }
+    Ok(())
+}
+
+/// The re-rank path: each part's best `k × rerank` candidates by code distance, kept as
+/// (part, row) so that no id lookup is needed, the global best of those re-scored with
+/// the stored vectors in memory order, then the best `k` by exact distance.
+fn search_reranked(
+    snap: &Snapshot,
+    model: &IndexModel,
+    ctx: &mut QueryContext,
+    params: &SearchParams,
+) -> Result<Vec<Hit>> {
+    let want = params.k.saturating_mul(params.rerank);
+    let mut views: Vec<PartView<'_>> = Vec::with_capacity(snap.segments.len() + snap.buffer.len());
+    let mut candidates: Vec<(f32, u64, usize, usize)> = Vec::new();
+    let mut rows = Vec::new();
+    let mut scan = |view: PartView<'_>, excluded: Option<Exclusions>, p: usize| -> Result<()> {
+        let mut top = TopK::new(want);
+        top.set_exclusions(excluded);
+        scan_part(model, ctx, view, &mut top, Some(&mut rows))?;
+        top.set_exclusions(None);
+        for n in top.into_sorted() {
+            let row = n.id as usize;
+            candidates.push((n.distance, view.ids[row], p, row));
+        }
+        Ok(())
+    };
+    for s in &snap.segments {
+        views.push(s.view());
+        scan(s.view(), s.excluded_rows().cloned(), views.len() - 1)?;
+    }
+    for c in &snap.buffer {
+        let view = c.part.view();
+        let excluded = (!c.deleted.is_empty()).then(|| {
+            Arc::new(
+                c.deleted
+                    .iter()
+                    .filter_map(|&id| view.find_row(id).map(|r| r as u64))
+                    .collect::<HashSet<u64>>(),
+            )
+        });
+        views.push(view);
+        scan(view, excluded, views.len() - 1)?;
+    }
+    candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    candidates.truncate(want);
+    // Re-score in (part, row) order: the stored vectors are read front to back.
+    candidates.sort_unstable_by_key(|c| (c.2, c.3));
+    let q = ctx.query();
+    let mut hits: Vec<Hit> = candidates
+        .iter()
+        .map(|&(approx, id, p, row)| Hit {
+            id,
+            distance: views[p].rerank_distance(row, q).unwrap_or(approx),
+            name: None,
+        })
+        .collect();
+    hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
+    hits.truncate(params.k);
     Ok(hits)
 }
 

@@ -5,13 +5,18 @@
 //! Sections (all little-endian, 64-byte aligned, crc32 each; container layout in
 //! `docs/format.md`): `list_offsets` u64 [nlist + 1], `codes` u8 [rows × code_size],
 //! `ids` u64 [rows], `sorted_ids` u64 [rows], `sorted_rows` u64 [rows], and optionally
-//! `vectors` f32 [rows × dim] (`,RFlat`), `name_offsets` u64 [rows + 1] + `names` u8.
+//! `vectors` f32 [rows × dim] (`,RFlat`) or `vectors_f16` u16 [rows × dim] (`,RF16`),
+//! `name_offsets` u64 [rows + 1] + `names` u8. The codes section holds every list's codes
+//! in the model's [`ListLayout`] (row codes, or fast-scan blocks), list after list; the
+//! byte offset of each list is derived from `list_offsets` at open.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::part::{Exclusions, OwnedPart, PartView};
+use vladdb_codecs::index::ListLayout;
+
+use super::part::{Exclusions, OwnedPart, OwnedVectors, PartView, StoredVectors};
 use crate::error::{Error, Result};
 use crate::storage::{
     SectionSpec, Segment, SegmentEntry, SharedStorage, Storage, Tombstones, write_segment,
@@ -44,11 +49,16 @@ pub fn write_part(
             bytes_of(&part.sorted_rows),
         ),
     ];
-    if let Some(v) = &part.vectors {
-        sections.push((
+    match &part.vectors {
+        Some(OwnedVectors::F32(v)) => sections.push((
             SectionSpec::of::<f32>("vectors", v.len() as u64),
             bytes_of(v),
-        ));
+        )),
+        Some(OwnedVectors::F16(v)) => sections.push((
+            SectionSpec::of::<u16>("vectors_f16", v.len() as u64),
+            bytes_of(v),
+        )),
+        None => {}
     }
     if let (Some(offsets), Some(names)) = (&part.name_offsets, &part.names) {
         sections.push((
@@ -70,9 +80,13 @@ fn bytes_of<T: crate::storage::Pod>(values: &[T]) -> &[u8] {
 pub struct SegmentHandle {
     pub entry: SegmentEntry,
     segment: Segment,
-    code_size: usize,
+    layout: ListLayout,
+    /// Byte offset of every list's codes (derived from the list offsets).
+    code_offsets: Vec<u64>,
     tombstones: Option<Tombstones>,
     excluded: Option<Exclusions>,
+    /// The deleted rows as a set (the re-rank scan pushes rows, not ids).
+    excluded_rows: Option<Exclusions>,
     storage: SharedStorage,
     /// Set when a compaction replaced this segment: the file goes when the last snapshot
     /// holding it is dropped.
@@ -88,7 +102,7 @@ impl SegmentHandle {
         storage: SharedStorage,
         entry: SegmentEntry,
         nlist: usize,
-        code_size: usize,
+        layout: ListLayout,
         dim: usize,
         verify: bool,
     ) -> Result<SegmentHandle> {
@@ -129,10 +143,11 @@ impl SegmentHandle {
             }
             Ok(())
         };
+        let code_offsets = layout.byte_offsets(offsets);
         expect(
             "codes",
             segment.typed::<u8>("codes")?.len(),
-            rows * code_size,
+            code_offsets.last().copied().unwrap_or(0) as usize,
         )?;
         expect("ids", segment.typed::<u64>("ids")?.len(), rows)?;
         expect(
@@ -149,6 +164,13 @@ impl SegmentHandle {
             expect(
                 "vectors",
                 segment.typed::<f32>("vectors")?.len(),
+                rows * dim,
+            )?;
+        }
+        if segment.section("vectors_f16").is_some() {
+            expect(
+                "vectors_f16",
+                segment.typed::<u16>("vectors_f16")?.len(),
                 rows * dim,
             )?;
         }
@@ -171,9 +193,11 @@ impl SegmentHandle {
         let mut handle = SegmentHandle {
             entry,
             segment,
-            code_size,
+            layout,
+            code_offsets,
             tombstones: None,
             excluded: None,
+            excluded_rows: None,
             storage: storage.clone(),
             obsolete: AtomicBool::new(false),
         };
@@ -233,16 +257,21 @@ impl SegmentHandle {
     /// The zero-copy view of the mapped arrays.
     pub fn view(&self) -> PartView<'_> {
         let s = &self.segment;
+        let vectors = match s.typed::<f32>("vectors") {
+            Ok(v) => Some(StoredVectors::F32(v)),
+            Err(_) => s.typed::<u16>("vectors_f16").ok().map(StoredVectors::F16),
+        };
         PartView {
             list_offsets: s.typed::<u64>("list_offsets").unwrap_or_default(),
+            code_offsets: &self.code_offsets,
             codes: s.typed::<u8>("codes").unwrap_or_default(),
             ids: s.typed::<u64>("ids").unwrap_or_default(),
             sorted_ids: s.typed::<u64>("sorted_ids").unwrap_or_default(),
             sorted_rows: s.typed::<u64>("sorted_rows").unwrap_or_default(),
-            vectors: s.typed::<f32>("vectors").ok(),
+            vectors,
             name_offsets: s.typed::<u64>("name_offsets").ok(),
             names: s.typed::<u8>("names").ok(),
-            code_size: self.code_size,
+            layout: self.layout,
         }
     }
 
@@ -254,6 +283,11 @@ impl SegmentHandle {
     /// Ids of deleted rows (for the scan filter).
     pub fn excluded(&self) -> Option<&Exclusions> {
         self.excluded.as_ref()
+    }
+
+    /// Row numbers of deleted rows (for the re-rank scan).
+    pub fn excluded_rows(&self) -> Option<&Exclusions> {
+        self.excluded_rows.as_ref()
     }
 
     /// True when `row` is deleted.
@@ -271,11 +305,12 @@ impl SegmentHandle {
     /// Installs a tombstone set (and derives the excluded-id set from it).
     pub fn set_tombstones(&mut self, t: Tombstones) {
         let ids = self.view().ids;
-        let excluded: HashSet<u64> = (0..ids.len())
-            .filter(|&row| t.contains(row as u64))
-            .map(|row| ids[row])
+        let rows: HashSet<u64> = (0..ids.len() as u64)
+            .filter(|&row| t.contains(row))
             .collect();
+        let excluded: HashSet<u64> = rows.iter().map(|&row| ids[row as usize]).collect();
         self.excluded = (!excluded.is_empty()).then(|| Arc::new(excluded));
+        self.excluded_rows = (!rows.is_empty()).then(|| Arc::new(rows));
         self.tombstones = Some(t);
     }
 
@@ -285,9 +320,11 @@ impl SegmentHandle {
         let mut h = SegmentHandle {
             entry,
             segment: self.segment.clone(),
-            code_size: self.code_size,
+            layout: self.layout,
+            code_offsets: self.code_offsets.clone(),
             tombstones: None,
             excluded: None,
+            excluded_rows: None,
             storage: self.storage.clone(),
             obsolete: AtomicBool::new(false),
         };

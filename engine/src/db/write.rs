@@ -9,7 +9,7 @@ use vladdb_codecs::encode::{DescriptorSets, SetEncoder, encode_sets};
 use vladdb_codecs::index::{IndexModel, TrainOptions};
 
 use super::model_file;
-use super::part::{OwnedPart, PartView, merge_parts};
+use super::part::{OwnedPart, OwnedVectors, PartView, merge_parts};
 use super::segment::{SegmentHandle, write_part};
 use super::{BufferChunk, Database, Snapshot, Writer};
 use crate::error::{Error, Result};
@@ -256,7 +256,7 @@ impl Database {
         }
         // Encode first: every error about the data happens before anything is logged.
         let (lists, codes) = model.encode(data)?;
-        let refine = if self.spec.refine_flat {
+        let refine = if self.spec.stores_vectors() {
             let all = data.to_f32_vec(0, data.rows());
             Some(model.transform(&all)?)
         } else {
@@ -284,15 +284,18 @@ impl Database {
         }
         self.log(&mut w, &records)?;
         let mut snapshot = self.apply_deletes(&snap, &existing);
+        let stored = refine
+            .as_deref()
+            .map(|v| OwnedVectors::from_f32(v, self.vectors_f16()));
         let part = OwnedPart::from_rows(
             model.nlist(),
-            code_size,
+            model.layout(),
             &lists,
             &codes,
             ids,
-            refine.as_deref().map(|v| (v, inner)),
+            stored.as_ref().map(|v| (v, inner)),
             names,
-        );
+        )?;
         snapshot.buffer.push(BufferChunk {
             part: Arc::new(part),
             deleted: Arc::default(),
@@ -446,10 +449,11 @@ impl Database {
                 let part = merge_parts(
                     &views,
                     model.nlist(),
-                    model.code_size(),
+                    model.layout(),
                     model.inner_dim(),
+                    self.vectors_f16(),
                     &|p, row| snap.buffer[p].deleted.contains(&views[p].ids[row]),
-                );
+                )?;
                 let id = manifest.next_segment_id;
                 let name = format!("seg-{:06}.vseg", manifest.next_file_number);
                 manifest.next_segment_id += 1;
@@ -489,7 +493,7 @@ impl Database {
                         self.storage.clone(),
                         e.clone(),
                         model.nlist(),
-                        model.code_size(),
+                        model.layout(),
                         model.inner_dim(),
                         false,
                     )?)),
@@ -566,10 +570,11 @@ impl Database {
         let part = merge_parts(
             &views,
             model.nlist(),
-            model.code_size(),
+            model.layout(),
             model.inner_dim(),
+            self.vectors_f16(),
             &|p, row| snap.segments[p].is_deleted(row),
-        );
+        )?;
         let mut manifest = w.manifest.clone();
         let mut new_segments = Vec::new();
         let mut new_file = None;
@@ -602,7 +607,7 @@ impl Database {
                 self.storage.clone(),
                 e.clone(),
                 model.nlist(),
-                model.code_size(),
+                model.layout(),
                 model.inner_dim(),
                 false,
             )?));
