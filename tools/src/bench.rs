@@ -13,6 +13,7 @@ use vladdb::vecfile::{VectorFile, read_ivecs};
 
 use crate::bench_index::bench_index;
 use crate::metrics::recalls;
+use crate::plot;
 use crate::report::{BenchRow, print_rows};
 use crate::{CliResult, err, with_threads};
 
@@ -71,6 +72,9 @@ pub struct BenchArgs {
     /// Retrieval benchmark: int64 .npy with the database index of each query's true image.
     #[arg(long)]
     pub truth: Option<PathBuf>,
+    /// Plot options: --plot, --plot-metric, --compare, --compare-label.
+    #[command(flatten)]
+    pub plotting: plot::BenchPlotArgs,
 }
 
 /// The truth the harness scores against: per query, ids nearest first.
@@ -81,8 +85,24 @@ pub fn run(args: &BenchArgs) -> CliResult<()> {
         return Err("-k must be at least 1".into());
     }
     if args.base_sets.is_some() {
+        if args.plotting.plot.is_some() {
+            return Err("--plot draws ANN benchmarks, not the retrieval benchmark".into());
+        }
         return crate::retrieval::bench(args);
     }
+    // Bad plot options and --compare files fail before the long part.
+    let plotting = &args.plotting;
+    let compare = match &plotting.plot {
+        Some(path) => {
+            plot::check_output(path)?;
+            plot::read_compare(
+                &plotting.compare,
+                &plotting.compare_label,
+                plotting.plot_metric,
+            )?
+        }
+        None => Vec::new(),
+    };
     let (Some(base_path), Some(query_path)) = (&args.base, &args.query) else {
         return Err("give --base and --query (or the --*-sets options)".into());
     };
@@ -162,6 +182,10 @@ pub fn run(args: &BenchArgs) -> CliResult<()> {
     }
     if !args.json {
         print_rows(&rows, false);
+    }
+    if let Some(path) = &plotting.plot {
+        let dataset = plot::data::dataset_name(&base_path.display().to_string());
+        plot::write_bench_plot(path, &rows, compare, &dataset, plotting.plot_metric)?;
     }
     Ok(())
 }

@@ -46,6 +46,7 @@ pub fn run(args: &DemoArgs) -> CliResult<()> {
         base_sets: None,
         query_sets: None,
         truth: None,
+        plotting: Default::default(),
     };
     println!("\n1. exact search, straight over the memory-mapped file (the yardstick):");
     bench::run(&args_for("Flat", vec![1]))?;

@@ -7,6 +7,7 @@ mod bench_index;
 mod db_cmds;
 mod demo;
 mod metrics;
+mod plot;
 mod progress;
 mod report;
 mod retrieval;
@@ -55,6 +56,8 @@ enum Command {
     Verify(db_cmds::DbArgs),
     /// Encode descriptor sets into global vectors (VLAD, Fisher, BoF) written to a .npy.
     Encode(retrieval::EncodeArgs),
+    /// Draw a recall–QPS plot (SVG) from saved `bench --json` results (and FAISS's).
+    Plot(plot::PlotArgs),
 }
 
 fn main() -> ExitCode {
@@ -93,6 +96,7 @@ fn main() -> ExitCode {
         Command::Compact(a) => db_cmds::compact(&a),
         Command::Verify(a) => db_cmds::verify(&a),
         Command::Encode(a) => retrieval::encode(&a),
+        Command::Plot(a) => plot::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
