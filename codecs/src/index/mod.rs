@@ -11,13 +11,13 @@ mod layout;
 mod memory;
 mod model;
 mod pre;
+mod stored;
 
 pub use layout::ListLayout;
 pub use memory::MemoryIndex;
-pub use model::{
-    IndexModel, Quantizer, QueryContext, StoredModel, StoredParts, TrainOptions, validate_spec,
-};
+pub use model::{IndexModel, Quantizer, QueryContext, TrainOptions, validate_spec};
 pub use pre::PreTransform;
+pub use stored::{StoredModel, StoredParts};
 
 use crate::error::Result;
 use crate::spec::IndexSpec;
