@@ -35,7 +35,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Measure recall and speed of index specs against exact search on a TEXMEX/npy set.
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
     /// The one-command tour: build and search an index on the bundled sample.
     Demo(demo::DemoArgs),
     /// Create a new, empty database directory for an index spec and dimension.

@@ -61,7 +61,7 @@ impl Axis {
 
     /// A logarithmic axis over positive values `min..=max`. Ticks at every m·10^e
     /// (m = 1..9) inside the range; labels on m = 1 only, on m ∈ {1, 2, 5} when the range
-    /// spans at most 2.5 decades, on m ∈ {1, 2, 3, 5} when it spans at most one.
+    /// spans at most 3 decades, on m ∈ {1, 2, 3, 5} when it spans at most one.
     pub fn log(min: f64, max: f64) -> Axis {
         let (mut lo, mut hi) = (one_two_five_below(min), one_two_five_above(max));
         if hi / lo < 2.0 + EPS {
@@ -71,7 +71,7 @@ impl Axis {
         let decades = (hi / lo).log10();
         let labelled: &[u32] = if decades <= 1.0 + EPS {
             &[1, 2, 3, 5]
-        } else if decades <= 2.5 {
+        } else if decades <= 3.0 + EPS {
             &[1, 2, 5]
         } else {
             &[1]

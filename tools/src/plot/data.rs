@@ -98,11 +98,12 @@ pub fn parse_line(value: &Value, metric: Metric) -> Result<Line, String> {
     let spec_key = ["spec", "index"]
         .into_iter()
         .find(|k| object.contains_key(*k));
-    if spec_key.is_none() && !object.contains_key("qps") {
-        if object.contains_key("set") || object.contains_key("faiss") {
-            let dataset = object.get("set").and_then(Value::as_str).map(dataset_name);
-            return Ok(Line::Meta { dataset });
-        }
+    if spec_key.is_none()
+        && !object.contains_key("qps")
+        && (object.contains_key("set") || object.contains_key("faiss"))
+    {
+        let dataset = object.get("set").and_then(Value::as_str).map(dataset_name);
+        return Ok(Line::Meta { dataset });
     }
     let Some(spec_key) = spec_key else {
         return Err("missing key \"spec\"".into());
@@ -173,10 +174,8 @@ pub fn dataset_name(path: &str) -> String {
         && ["base", "query", "learn", "train"]
             .iter()
             .any(|g| stem.eq_ignore_ascii_case(g));
-    if generic {
-        if let Some(dir) = path.parent().and_then(Path::file_name) {
-            return dir.to_string_lossy().into_owned();
-        }
+    if generic && let Some(dir) = path.parent().and_then(Path::file_name) {
+        return dir.to_string_lossy().into_owned();
     }
     if stem.is_empty() {
         path.display().to_string()
@@ -238,29 +237,19 @@ struct GroupKey {
 /// Groups rows into series (one per source and spec, in order of first appearance), skipping
 /// rows without the plotted recall. Errors when nothing is left to plot.
 pub fn build_series(sources: &[Source]) -> CliResult<Vec<Series>> {
-    let measured = || {
-        sources
+    // A field is named in a label only when rows of that series' spec disagree on it
+    // (unknown values, as in FAISS's lines, do not count).
+    let varies = |spec: &str, field: fn(&Row) -> Option<String>| {
+        let mut values: Vec<String> = sources
             .iter()
             .flat_map(|s| s.rows.iter())
-            .filter(|r| r.recall.is_some())
-    };
-    let varies = |values: Vec<String>| {
-        let mut values = values;
+            .filter(|r| r.recall.is_some() && colour_key(&r.spec) == colour_key(spec))
+            .filter_map(field)
+            .collect();
         values.sort();
         values.dedup();
         values.len() > 1
     };
-    let show_rerank = varies(
-        measured()
-            .filter_map(|r| r.rerank.map(|v| v.to_string()))
-            .collect(),
-    );
-    let show_storage = varies(measured().filter_map(|r| r.storage.clone()).collect());
-    let show_k = varies(
-        measured()
-            .filter_map(|r| r.k.map(|v| v.to_string()))
-            .collect(),
-    );
 
     let mut series: Vec<(usize, GroupKey, Series)> = Vec::new();
     for (index, source) in sources.iter().enumerate() {
@@ -282,13 +271,19 @@ pub fn build_series(sources: &[Source]) -> CliResult<Vec<Series>> {
                 continue;
             }
             let mut name = key.spec.clone();
-            if show_rerank && let Some(f) = key.rerank.filter(|&f| f > 0) {
+            if varies(&key.spec, |r| r.rerank.map(|v| v.to_string()))
+                && let Some(f) = key.rerank.filter(|&f| f > 0)
+            {
                 name.push_str(&format!(" rerank {f}"));
             }
-            if show_storage && let Some(storage) = &key.storage {
+            if varies(&key.spec, |r| r.storage.clone())
+                && let Some(storage) = &key.storage
+            {
                 name.push_str(&format!(" [{storage}]"));
             }
-            if show_k && let Some(k) = key.k {
+            if varies(&key.spec, |r| r.k.map(|v| v.to_string()))
+                && let Some(k) = key.k
+            {
                 name.push_str(&format!(" k={k}"));
             }
             let label = match &source.prefix {
@@ -480,6 +475,11 @@ mod tests {
                 rerank: Some(8),
                 ..base.clone()
             },
+            Row {
+                spec: "Flat".into(),
+                storage: Some("file".into()),
+                ..base.clone()
+            },
         ];
         let source = Source {
             prefix: None,
@@ -489,7 +489,8 @@ mod tests {
         };
         let series = build_series(&[source]).expect("series");
         let labels: Vec<&str> = series.iter().map(|s| s.label.as_str()).collect();
-        assert_eq!(labels, ["S [disk]", "S rerank 8 [memory]"]);
+        // Storage differs between the two S series only: Flat is named plainly.
+        assert_eq!(labels, ["S [disk]", "S rerank 8 [memory]", "Flat"]);
         let empty = Source {
             prefix: None,
             dashed: false,
