@@ -53,6 +53,7 @@
 //! per-vector branch.
 
 mod pack;
+mod passes;
 mod quantize;
 mod scalar;
 
