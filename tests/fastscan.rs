@@ -187,3 +187,30 @@ fn l2norm_stage_normalizes_vectors_and_queries() {
         }
     }
 }
+
+#[test]
+fn batched_search_equals_one_query_at_a_time() {
+    // Exhaustive indexes are one long list, scanned in chunks by groups of queries; IVF
+    // lists are shared by queries of a group. Either way each query's answer must be
+    // what it gets alone.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = clustered(40_000, DIM, 30, 81);
+    let queries = clustered(70, DIM, 30, 82);
+    let all: Vec<u64> = (0..40_000).collect();
+    for (spec, rerank) in [("PQ8x4fs", 0), ("PQ4", 0), ("IVF4,PQ8x4fs,RFlat", 3)] {
+        let db = Database::create(dir.path().join(spec), spec, DIM).expect("create");
+        db.train(&view(&data[..10_000 * DIM])).expect("train");
+        db.add(&view(&data[..25_000 * DIM]), &all[..25_000], None)
+            .expect("add");
+        db.commit().expect("commit");
+        db.add(&view(&data[25_000 * DIM..]), &all[25_000..], None)
+            .expect("add");
+        db.delete(&[3, 30_000]).expect("delete");
+        let p = params(10, 2, rerank);
+        let batched = search(&db, &queries, &p);
+        for (q, want) in queries.chunks_exact(DIM).zip(&batched) {
+            assert_eq!(&search(&db, q, &p)[0], want, "{spec}");
+            assert!(want.iter().all(|h| h.0 != 3 && h.0 != 30_000));
+        }
+    }
+}

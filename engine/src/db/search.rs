@@ -56,11 +56,20 @@ impl Database {
             .par_chunks(block_rows * self.index_dim)
             .map(|block| {
                 let (xq, probes) = model.transform_and_probe(block, nprobe)?;
-                let mut ctx = QueryContext::default();
+                let mut ctxs: Vec<QueryContext> = Vec::new();
                 let mut out = Vec::with_capacity(probes.len());
-                for (qi, p) in probes.into_iter().enumerate() {
-                    model.reset_context(&mut ctx, &xq[qi * inner..(qi + 1) * inner], p)?;
-                    out.push(search_one(&snap, &model, &mut ctx, params, refine)?);
+                let mut probes = probes.into_iter();
+                let mut first = 0;
+                // Sub-batches share each pass over a list (see `search_group`).
+                while first < xq.len() / inner {
+                    let count = (xq.len() / inner - first).min(GROUP);
+                    ctxs.resize_with(count, QueryContext::default);
+                    for (ctx, qi) in ctxs.iter_mut().zip(first..first + count) {
+                        let p = probes.next().unwrap_or_default();
+                        model.reset_context(ctx, &xq[qi * inner..(qi + 1) * inner], p)?;
+                    }
+                    out.extend(search_group(&snap, &model, &mut ctxs, params, refine)?);
+                    first += count;
                 }
                 Ok(out)
             })
@@ -124,77 +133,114 @@ impl Database {
 /// Queries searched together (their coarse distances in one blocked product).
 const QUERY_BLOCK: usize = 256;
 
-/// Scans every part for one prepared query (`ctx` holds the transformed query and its
-/// probed lists).
-fn search_one(
+/// Queries whose scans are interleaved list by list: a list (or a chunk of a long list)
+/// probed by several of them is read from memory once for all.
+const GROUP: usize = 32;
+
+/// Long lists (an exhaustive index is one list) are scanned in chunks of this many rows,
+/// each chunk by every query of the group before the next, so that it stays in cache.
+/// A multiple of every layout's block size.
+const CHUNK_ROWS: usize = 16_384;
+
+/// Scans every part for a group of prepared queries (each `ctx` holds a transformed
+/// query and its probed lists) and returns their hits.
+fn search_group(
     snap: &Snapshot,
     model: &IndexModel,
-    ctx: &mut QueryContext,
+    ctxs: &mut [QueryContext],
     params: &SearchParams,
     refine: bool,
-) -> Result<Vec<Hit>> {
-    let mut hits = if refine && params.rerank > 0 {
-        search_reranked(snap, model, ctx, params)?
+) -> Result<Vec<Vec<Hit>>> {
+    let mut results = if refine && params.rerank > 0 {
+        search_reranked(snap, model, ctxs, params)?
     } else {
-        let mut top = TopK::new(params.k);
+        let mut tops: Vec<TopK> = ctxs.iter().map(|_| TopK::new(params.k)).collect();
         for s in &snap.segments {
-            top.set_exclusions(s.excluded().cloned());
-            scan_part(model, ctx, s.view(), &mut top, None)?;
+            for t in &mut tops {
+                t.set_exclusions(s.excluded().cloned());
+            }
+            scan_part(model, ctxs, s.view(), &mut tops, false)?;
         }
         for c in &snap.buffer {
-            top.set_exclusions((!c.deleted.is_empty()).then(|| c.deleted.clone()));
-            scan_part(model, ctx, c.part.view(), &mut top, None)?;
+            let excluded = (!c.deleted.is_empty()).then(|| c.deleted.clone());
+            for t in &mut tops {
+                t.set_exclusions(excluded.clone());
+            }
+            scan_part(model, ctxs, c.part.view(), &mut tops, false)?;
         }
-        top.set_exclusions(None);
-        top.into_sorted()
-            .into_iter()
-            .map(|n| Hit {
-                id: n.id,
-                distance: n.distance,
-                name: None,
+        tops.into_iter()
+            .map(|mut top| {
+                top.set_exclusions(None);
+                top.into_sorted()
+                    .into_iter()
+                    .map(|n| Hit {
+                        id: n.id,
+                        distance: n.distance,
+                        name: None,
+                    })
+                    .collect()
             })
             .collect()
     };
     let has_names = snap.segments.iter().any(|s| s.view().names.is_some())
         || snap.buffer.iter().any(|c| c.part.names.is_some());
     if has_names {
-        for h in &mut hits {
+        for h in results.iter_mut().flatten() {
             if let Some((view, row)) = find_live(snap, h.id) {
                 h.name = view.name(row).map(str::to_string);
             }
         }
     }
-    Ok(hits)
+    Ok(results)
 }
 
-/// Scans the probed lists of one part into `top`. With `rows`, the candidates pushed
-/// are row numbers of the part (for re-ranking) instead of ids; `rows` is scratch.
+/// Scans one part for a group of queries, list-major: the (list, query) pairs of the
+/// group's probes are visited in list order, long lists chunk by chunk, so each piece of
+/// codes is read once for every query that probes it. With `rows`, candidates are pushed
+/// as row numbers of the part (for re-ranking) instead of ids.
 fn scan_part(
     model: &IndexModel,
-    ctx: &mut QueryContext,
+    ctxs: &mut [QueryContext],
     view: PartView<'_>,
-    top: &mut TopK,
-    mut rows: Option<&mut Vec<u64>>,
+    tops: &mut [TopK],
+    rows: bool,
 ) -> Result<()> {
-    let probes = ctx.probes().len();
-    for i in 0..probes {
-        let l = ctx.probes()[i].0 as usize;
-        if let Some(next) = ctx.probes().get(i + 1) {
+    let mut pairs: Vec<(u32, u32)> = Vec::new();
+    for (q, ctx) in ctxs.iter().enumerate() {
+        pairs.extend(ctx.probes().iter().map(|p| (p.0, q as u32)));
+    }
+    pairs.sort_unstable();
+    let layout = model.layout();
+    let mut locators: Vec<u64> = Vec::new();
+    let mut start = 0;
+    while start < pairs.len() {
+        let l = pairs[start].0 as usize;
+        let end = start + pairs[start..].partition_point(|p| p.0 as usize == l);
+        if let Some(next) = pairs.get(end) {
             model.prefetch_list(next.0 as usize, view.list(next.0 as usize).0);
         }
         let (codes, ids) = view.list(l);
-        if ids.is_empty() {
-            continue;
-        }
-        match rows.as_deref_mut() {
-            Some(rows) => {
-                let start = view.list_offsets[l];
-                rows.clear();
-                rows.extend(start..start + ids.len() as u64);
-                model.scan_list(ctx, l, codes, rows, top)?;
+        let n = ids.len();
+        let mut lo = 0;
+        while lo < n {
+            let hi = (lo + CHUNK_ROWS).min(n);
+            let bytes_lo = layout.list_bytes(lo);
+            let chunk_codes = &codes[bytes_lo..bytes_lo + layout.list_bytes(hi - lo)];
+            let chunk_ids: &[u64] = if rows {
+                let first = view.list_offsets[l] + lo as u64;
+                locators.clear();
+                locators.extend(first..first + (hi - lo) as u64);
+                &locators
+            } else {
+                &ids[lo..hi]
+            };
+            for &(_, q) in &pairs[start..end] {
+                let q = q as usize;
+                model.scan_list(&mut ctxs[q], l, chunk_codes, chunk_ids, &mut tops[q])?;
             }
-            None => model.scan_list(ctx, l, codes, ids, top)?,
+            lo = hi;
         }
+        start = end;
     }
     Ok(())
 }
@@ -205,27 +251,37 @@ fn scan_part(
 fn search_reranked(
     snap: &Snapshot,
     model: &IndexModel,
-    ctx: &mut QueryContext,
+    ctxs: &mut [QueryContext],
     params: &SearchParams,
-) -> Result<Vec<Hit>> {
+) -> Result<Vec<Vec<Hit>>> {
     let want = params.k.saturating_mul(params.rerank);
     let mut views: Vec<PartView<'_>> = Vec::with_capacity(snap.segments.len() + snap.buffer.len());
-    let mut candidates: Vec<(f32, u64, usize, usize)> = Vec::new();
-    let mut rows = Vec::new();
-    let mut scan = |view: PartView<'_>, excluded: Option<Exclusions>, p: usize| -> Result<()> {
-        let mut top = TopK::new(want);
-        top.set_exclusions(excluded);
-        scan_part(model, ctx, view, &mut top, Some(&mut rows))?;
-        top.set_exclusions(None);
-        for n in top.into_sorted() {
-            let row = n.id as usize;
-            candidates.push((n.distance, view.ids[row], p, row));
+    let mut candidates: Vec<Vec<(f32, u64, usize, usize)>> = vec![Vec::new(); ctxs.len()];
+    let mut scan = |view: PartView<'_>,
+                    excluded: Option<Exclusions>,
+                    p: usize,
+                    ctxs: &mut [QueryContext]|
+     -> Result<()> {
+        let mut tops: Vec<TopK> = ctxs
+            .iter()
+            .map(|_| {
+                let mut t = TopK::new(want);
+                t.set_exclusions(excluded.clone());
+                t
+            })
+            .collect();
+        scan_part(model, ctxs, view, &mut tops, true)?;
+        for (top, out) in tops.into_iter().zip(&mut candidates) {
+            for n in top.into_sorted() {
+                let row = n.id as usize;
+                out.push((n.distance, view.ids[row], p, row));
+            }
         }
         Ok(())
     };
     for s in &snap.segments {
         views.push(s.view());
-        scan(s.view(), s.excluded_rows().cloned(), views.len() - 1)?;
+        scan(s.view(), s.excluded_rows().cloned(), views.len() - 1, ctxs)?;
     }
     for c in &snap.buffer {
         let view = c.part.view();
@@ -238,24 +294,28 @@ fn search_reranked(
             )
         });
         views.push(view);
-        scan(view, excluded, views.len() - 1)?;
+        scan(view, excluded, views.len() - 1, ctxs)?;
     }
-    candidates.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    candidates.truncate(want);
-    // Re-score in (part, row) order: the stored vectors are read front to back.
-    candidates.sort_unstable_by_key(|c| (c.2, c.3));
-    let q = ctx.query();
-    let mut hits: Vec<Hit> = candidates
-        .iter()
-        .map(|&(approx, id, p, row)| Hit {
-            id,
-            distance: views[p].rerank_distance(row, q).unwrap_or(approx),
-            name: None,
-        })
-        .collect();
-    hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
-    hits.truncate(params.k);
-    Ok(hits)
+    let mut results = Vec::with_capacity(ctxs.len());
+    for (mut cands, ctx) in candidates.into_iter().zip(ctxs.iter()) {
+        cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        cands.truncate(want);
+        // Re-score in (part, row) order: the stored vectors are read front to back.
+        cands.sort_unstable_by_key(|c| (c.2, c.3));
+        let q = ctx.query();
+        let mut hits: Vec<Hit> = cands
+            .iter()
+            .map(|&(approx, id, p, row)| Hit {
+                id,
+                distance: views[p].rerank_distance(row, q).unwrap_or(approx),
+                name: None,
+            })
+            .collect();
+        hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
+        hits.truncate(params.k);
+        results.push(hits);
+    }
+    Ok(results)
 }
 
 /// The part and row holding live `id` (newest first).
