@@ -95,6 +95,13 @@ pub fn run(args: &BenchArgs) -> CliResult<()> {
     let compare = match &plotting.plot {
         Some(path) => {
             plot::check_output(path)?;
+            if args.k < plotting.plot_metric.min_k() {
+                return Err(format!(
+                    "--plot-metric {} needs -k {} or more",
+                    plotting.plot_metric.key(),
+                    plotting.plot_metric.min_k()
+                ));
+            }
             plot::read_compare(
                 &plotting.compare,
                 &plotting.compare_label,

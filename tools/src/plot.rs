@@ -53,6 +53,15 @@ impl Metric {
         }
     }
 
+    /// The shortest result list (k) that measures this recall.
+    pub fn min_k(self) -> usize {
+        match self {
+            Metric::Recall1At1 => 1,
+            Metric::Recall1At10 | Metric::Recall10At10 => 10,
+            Metric::Recall1At100 => 100,
+        }
+    }
+
     /// The axis label.
     pub fn label(self) -> &'static str {
         match self {
@@ -146,7 +155,11 @@ pub fn run(args: &PlotArgs) -> CliResult<()> {
         .dataset
         .clone()
         .or_else(|| sources.iter().find_map(|s| s.dataset.clone()))
-        .unwrap_or_else(|| data::dataset_name(&args.input[0].display().to_string()));
+        .or_else(|| {
+            let first = args.input.first()?;
+            Some(data::dataset_name(&first.display().to_string()))
+        })
+        .unwrap_or_else(|| "results".to_string());
     write_plot(
         &args.output,
         &sources,
@@ -287,9 +300,10 @@ fn write_plot(
     Ok(())
 }
 
-/// Queries and threads of each source where its rows agree: `1000 queries, 1 thread`.
+/// Queries and threads of each source where its rows agree (`1,000 queries, 1 thread`),
+/// said once when every source agrees.
 fn subtitle(sources: &[Source]) -> Option<String> {
-    let mut parts = Vec::new();
+    let mut parts: Vec<(Option<&str>, String)> = Vec::new();
     for source in sources {
         let same = |field: fn(&data::Row) -> Option<u64>| {
             let mut values = source.rows.iter().map(field);
@@ -298,19 +312,50 @@ fn subtitle(sources: &[Source]) -> Option<String> {
         };
         let mut words = Vec::new();
         if let Some(q) = same(|r| r.queries) {
-            words.push(format!("{q} queries"));
+            words.push(format!("{} queries", thousands(q)));
         }
         if let Some(t) = same(|r| r.threads) {
             words.push(format!("{t} thread{}", if t == 1 { "" } else { "s" }));
         }
-        if words.is_empty() {
-            continue;
+        if !words.is_empty() {
+            parts.push((source.prefix.as_deref(), words.join(", ")));
         }
-        let words = words.join(", ");
-        parts.push(match &source.prefix {
-            Some(prefix) => format!("{prefix}: {words}"),
-            None => words,
-        });
     }
-    (!parts.is_empty()).then(|| parts.join("; "))
+    let first = parts.first()?;
+    if parts.len() == sources.len() && parts.iter().all(|p| p.1 == first.1) {
+        return Some(first.1.clone());
+    }
+    let parts: Vec<String> = parts
+        .iter()
+        .map(|(prefix, words)| match prefix {
+            Some(prefix) => format!("{prefix}: {words}"),
+            None => words.clone(),
+        })
+        .collect();
+    Some(parts.join("; "))
+}
+
+/// `12345` as `12,345`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(7), "7");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
 }

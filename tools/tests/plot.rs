@@ -222,6 +222,14 @@ fn plot_draws_one_dashed_polyline_per_overlaid_series_with_a_legend() {
         .filter(|t| attr(t, "class").as_deref() == Some("point"))
         .count();
     assert_eq!(markers, 8);
+    // Few series: every point is annotated with its nprobe.
+    let mut nprobes: Vec<&str> = tags
+        .iter()
+        .filter(|t| attr(t, "class").as_deref() == Some("nprobe"))
+        .map(|t| text_of(&svg, t))
+        .collect();
+    nprobes.sort_unstable();
+    assert_eq!(nprobes, ["1", "1", "1", "16", "16", "4", "8", "8"]);
     // Same spec, same colour across sources (PQ16x8 is PQ16).
     let colours: Vec<String> = polylines
         .iter()
@@ -492,6 +500,15 @@ fn bench_plots_its_rows_and_the_overlays() {
         "bad.jsonl:1: not a JSON object",
     );
     assert!(!f.dir.join("bench2.svg").exists());
+    // A recall the run cannot measure is refused up front.
+    let out3 = f.path("bench3.svg");
+    fails(
+        &[
+            "bench", "--base", &base, "--query", &query, "--spec", "Flat", "-k", "5", "--plot",
+            &out3,
+        ],
+        "needs -k 10",
+    );
     // --compare needs --plot.
     let args = bench(&["--compare", &bad]);
     fails(

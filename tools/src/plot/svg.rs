@@ -1,5 +1,6 @@
 //! Drawing the recall–QPS plot as a self-contained SVG document: frame, grid, ticks, axis
-//! labels, title, one polyline with markers per series, and a legend to the right.
+//! labels, title, one polyline with markers per series (annotated with nprobe when the plot
+//! holds few series), and a legend to the right.
 
 use super::axis::{Axis, format_qps};
 use super::data::Series;
@@ -14,6 +15,8 @@ const LEGEND_GAP: f64 = 24.0;
 const LEGEND_ROW: f64 = 20.0;
 /// Space between the frame and the data range, so markers never sit on the frame.
 const INSET: f64 = 10.0;
+/// Points are annotated with their nprobe up to this many series (more would clutter).
+const MAX_SERIES_WITH_NPROBE: usize = 4;
 /// Rough advance of one character of 12 px sans-serif, to size the legend box.
 const CHAR_WIDTH: f64 = 7.0;
 
@@ -125,15 +128,16 @@ pub fn render(series: &[Series], labels: &Labels) -> String {
                 "class=\"point\" data-recall=\"{}\" data-qps=\"{}\" data-nprobe=\"{nprobe}\"",
                 p.recall, p.qps
             );
-            marker(
-                &mut out,
-                s.source,
-                x_at(p.recall),
-                y_at(p.qps),
-                color,
-                &attrs,
-                Some(&tip),
-            );
+            let (x, y) = (x_at(p.recall), y_at(p.qps));
+            marker(&mut out, s.source, x, y, color, &attrs, Some(&tip));
+            if let Some(n) = p.nprobe.filter(|_| series.len() <= MAX_SERIES_WITH_NPROBE) {
+                out.push_str(&format!(
+                    "<text class=\"nprobe\" x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\" \
+                     fill=\"#666\">{n}</text>\n",
+                    x + 5.0,
+                    y - 5.0
+                ));
+            }
         }
         out.push_str("</g>\n");
 
