@@ -423,10 +423,17 @@ fn quantize_edge_cases() {
     assert!(QuantizedTables::quantize(&[&[0.0; 15]], 1).is_err());
     let mut nan = [1.0f32; 16];
     nan[3] = f32::NAN;
-    assert!(QuantizedTables::quantize(&[&nan], 1).is_err());
+    for avx2 in [false, true] {
+        assert!(QuantizedTables::quantize_on(&[&[0.0; 16], &nan], 1, avx2).is_err());
+    }
     let mut inf = [1.0f32; 16];
     inf[3] = f32::INFINITY;
-    assert!(QuantizedTables::quantize(&[&inf], 1).is_err());
+    for avx2 in [false, true] {
+        assert!(QuantizedTables::quantize_on(&[&inf], 1, avx2).is_err());
+        inf[3] = f32::NEG_INFINITY;
+        assert!(QuantizedTables::quantize_on(&[&inf], 1, avx2).is_err());
+        inf[3] = f32::INFINITY;
+    }
     let wide = [
         f32::MAX,
         -f32::MAX,
