@@ -246,6 +246,16 @@ fn plot_draws_one_dashed_polyline_per_overlaid_series_with_a_legend() {
     let title = text_of(&svg, title);
     assert!(title.contains("debian-sift"), "{title}");
     assert!(title.contains("k = 100"), "{title}");
+    // Queries and threads per source; faiss_ann's come from its metadata line.
+    let subtitle = tags
+        .iter()
+        .find(|t| attr(t, "class").as_deref() == Some("subtitle"))
+        .expect("subtitle");
+    assert_eq!(
+        text_of(&svg, subtitle),
+        "vladdb: 1,000 queries, 1 thread; FAISS ann: 10,000 queries, 1 thread; \
+         faiss_point: 1,000 queries, 1 thread"
+    );
 }
 
 #[test]

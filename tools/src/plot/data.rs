@@ -29,9 +29,12 @@ pub struct Row {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Line {
     Row(Row),
-    /// A header line (`faiss_ann.py` prints the data set and library version first).
+    /// A header line (`faiss_ann.py` prints the data set, query count, threads and library
+    /// version first); it fills in what the following rows leave out.
     Meta {
         dataset: Option<String>,
+        queries: Option<u64>,
+        threads: Option<u64>,
     },
 }
 
@@ -71,6 +74,7 @@ impl Source {
             rows: Vec::new(),
             dataset: None,
         };
+        let (mut queries, mut threads) = (None, None);
         for (number, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() {
@@ -79,8 +83,22 @@ impl Source {
             let value: Value = serde_json::from_str(line)
                 .map_err(|e| format!("{name}:{}: not a JSON line ({e})", number + 1))?;
             match parse_line(&value, metric).map_err(|e| format!("{name}:{}: {e}", number + 1))? {
-                Line::Row(row) => source.rows.push(row),
-                Line::Meta { dataset } => source.dataset = source.dataset.or(dataset),
+                Line::Row(mut row) => {
+                    row.threads = row.threads.or(threads);
+                    // faiss_ann.py searches Flat with its first 1,000 queries only.
+                    if !row.spec.eq_ignore_ascii_case("flat") {
+                        row.queries = row.queries.or(queries);
+                    }
+                    source.rows.push(row);
+                }
+                Line::Meta {
+                    dataset,
+                    queries: nq,
+                    threads: t,
+                } => {
+                    source.dataset = source.dataset.or(dataset);
+                    (queries, threads) = (nq, t);
+                }
             }
         }
         if source.rows.is_empty() {
@@ -103,7 +121,11 @@ pub fn parse_line(value: &Value, metric: Metric) -> Result<Line, String> {
         && (object.contains_key("set") || object.contains_key("faiss"))
     {
         let dataset = object.get("set").and_then(Value::as_str).map(dataset_name);
-        return Ok(Line::Meta { dataset });
+        return Ok(Line::Meta {
+            dataset,
+            queries: whole(object, "nq")?,
+            threads: whole(object, "threads")?,
+        });
     }
     let Some(spec_key) = spec_key else {
         return Err("missing key \"spec\"".into());
@@ -351,7 +373,9 @@ mod tests {
         assert_eq!(
             meta,
             Ok(Line::Meta {
-                dataset: Some("debian-sift".into())
+                dataset: Some("debian-sift".into()),
+                queries: None,
+                threads: None,
             })
         );
         let ten = parse_line(

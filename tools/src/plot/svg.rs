@@ -131,11 +131,18 @@ pub fn render(series: &[Series], labels: &Labels) -> String {
             let (x, y) = (x_at(p.recall), y_at(p.qps));
             marker(&mut out, s.source, x, y, color, &attrs, Some(&tip));
             if let Some(n) = p.nprobe.filter(|_| series.len() <= MAX_SERIES_WITH_NPROBE) {
+                // The first source's labels go above right, the others' below left, so
+                // labels of close points from two sources rarely collide.
+                let (dx, dy, anchor) = if s.source == 0 {
+                    (5.0, -5.0, "start")
+                } else {
+                    (-5.0, 12.0, "end")
+                };
                 out.push_str(&format!(
                     "<text class=\"nprobe\" x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\" \
-                     fill=\"#666\">{n}</text>\n",
-                    x + 5.0,
-                    y - 5.0
+                     text-anchor=\"{anchor}\" fill=\"#666\">{n}</text>\n",
+                    x + dx,
+                    y + dy
                 ));
             }
         }
