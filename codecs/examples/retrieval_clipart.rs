@@ -327,6 +327,9 @@ fn search(
             let qps = nq as f64 / t.elapsed().as_secs_f64();
             Ok((res, m * nbits as usize / 8, qps))
         }
+        QuantizerSpec::FastScan { .. } => {
+            Err("this study scores 8-bit PQ only: measure fast scan with `vladdb bench`".into())
+        }
     }
 }
 
