@@ -9,9 +9,9 @@ use rayon::prelude::*;
 use super::assign::Assigner;
 use super::norm::l2_normalize;
 use super::sets::{DescriptorSets, root_sift_rows};
+use super::vocab::{VocabParams, train_vocabulary};
 use super::{SetEncoder, check_batch, check_rows, image_groups};
 use crate::error::{CodecError, Result};
-use crate::kmeans::{KMeans, KMeansParams};
 
 /// Options of a bag-of-features encoder.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -82,19 +82,20 @@ impl BofEncoder {
     }
 
     /// Trains the vocabulary by k-means on `sample` (raw descriptors, preprocessed in
-    /// place); idf weights start at 1 (see [`BofEncoder::fit_idf`]).
+    /// place), best of `vocab.restarts` runs; idf weights start at 1 (see
+    /// [`BofEncoder::fit_idf`]).
     pub fn train(
         mut sample: Vec<f32>,
         dim: usize,
         k: usize,
         params: BofParams,
-        kmeans: &KMeansParams,
+        vocab: &VocabParams,
     ) -> Result<Self> {
         check_rows(&sample, dim)?;
         if params.root_sift {
             root_sift_rows(&mut sample, dim);
         }
-        let km = KMeans::train(&sample, dim, k, kmeans)?;
+        let km = train_vocabulary(&sample, dim, k, vocab)?;
         Self::from_parts(km.centroids, dim, vec![1.0; k], params)
     }
 

@@ -7,6 +7,7 @@
 //!   multi-threaded batch driver (rayon across groups of images);
 //! - [`VladEncoder`], [`FisherEncoder`] (with its [`DiagGmm`]), [`BofEncoder`]: the
 //!   trained states, plain public fields so the engine can serialise them;
+//! - [`train_vocabulary`] (in `vocab`): k-means vocabularies, best of several restarts;
 //! - [`parse_encoder`] / [`EncoderSpec`]: the encoder token at the front of an index spec
 //!   (`VLAD64`, `FV64`, `BOF1024`, ...) and its training entry point.
 //!
@@ -16,11 +17,13 @@ mod assign;
 mod bof;
 mod fisher;
 mod gmm;
+mod lcs;
 mod norm;
 mod sets;
 mod simd;
 mod spec;
 mod vlad;
+mod vocab;
 
 use std::any::Any;
 use std::fmt::Debug;
@@ -36,6 +39,7 @@ pub use gmm::{DiagGmm, GmmParams};
 pub use sets::{DescriptorSets, root_sift_in_place, root_sift_rows};
 pub use spec::{DEFAULT_MAX_TRAIN_DESCRIPTORS, EncoderKind, EncoderSpec, parse_encoder};
 pub use vlad::{VladEncoder, VladParams};
+pub use vocab::{VocabParams, restart_seed, train_vocabulary};
 
 /// A trained encoder from a set of `dim_in`-dimensional local descriptors to one
 /// `dim_out`-dimensional global vector.

@@ -4,7 +4,8 @@
 //! Grammar (see `docs/encoders.md`):
 //! `VLAD<K>[i]{_flag}`, `FV<K>{_flag}`, `BOF<K>{_flag}` with flags `nopow`, `pow<a>`,
 //! `nointra`, `noroot`, `adapt`, `soft<a>`, `rn` (VLAD), `noidf`, `nosqrt` (BoF), `it<n>`
-//! (k-means iterations), `em<n>` (FV EM iterations), `sample<n>` (training descriptors).
+//! (k-means iterations), `redo<n>` (k-means restarts), `em<n>` (FV EM iterations),
+//! `sample<n>` (training descriptors).
 
 use std::fmt;
 
@@ -13,6 +14,7 @@ use super::fisher::{FisherEncoder, FisherParams};
 use super::gmm::GmmParams;
 use super::sets::DescriptorSets;
 use super::vlad::{VladEncoder, VladParams};
+use super::vocab::VocabParams;
 use super::{SetEncoder, sample_descriptors};
 use crate::error::{CodecError, Result};
 use crate::kmeans::{KMeansInit, KMeansParams};
@@ -60,6 +62,9 @@ pub struct EncoderSpec {
     pub soft_alpha: Option<f32>,
     /// VLAD residual normalisation (default off; `_rn`).
     pub residual_norm: bool,
+    /// VLAD local coordinate systems: per-word PCA rotations of the blocks before the
+    /// power law, fitted on the training sample (default off; `_lcs`).
+    pub local_rotations: bool,
     /// BoF idf weights learned from the training sets (default on; `_noidf`).
     pub idf: bool,
     /// BoF square-root term frequencies (default on; `_nosqrt`).
@@ -68,6 +73,9 @@ pub struct EncoderSpec {
     pub max_train_descriptors: usize,
     /// k-means iterations (`_it<n>`; default 20, BoF 10).
     pub kmeans_iterations: usize,
+    /// VLAD / BoF vocabulary: k-means runs from different seeds, the lowest objective
+    /// wins (`_redo<n>`; default 1).
+    pub kmeans_restarts: usize,
     /// EM iterations for FV (`_em<n>`; default 20).
     pub em_iterations: usize,
 }
@@ -84,10 +92,12 @@ impl EncoderSpec {
             adapt: false,
             soft_alpha: None,
             residual_norm: false,
+            local_rotations: false,
             idf: true,
             sqrt_tf: true,
             max_train_descriptors: DEFAULT_MAX_TRAIN_DESCRIPTORS,
             kmeans_iterations: if kind == EncoderKind::Bof { 10 } else { 20 },
+            kmeans_restarts: 1,
             em_iterations: 20,
         }
     }
@@ -112,9 +122,10 @@ impl EncoderSpec {
     }
 
     /// Trains the encoder on `sets`: k-means (or k-means + EM) on at most
-    /// `max_train_descriptors` descriptors sampled uniformly (seeded), then, for VLAD with
-    /// `adapt`, vocabulary adaptation on all of `sets`, and for BoF with `idf`, idf weights
-    /// from all images of `sets`.
+    /// `max_train_descriptors` descriptors sampled uniformly (seeded), best of
+    /// `kmeans_restarts` runs for VLAD and BoF; then, for VLAD with `adapt`, vocabulary
+    /// adaptation on all of `sets`, with `local_rotations`, the per-word rotations from the
+    /// same sample; for BoF with `idf`, idf weights from all images of `sets`.
     pub fn train(&self, sets: &DescriptorSets<'_>, seed: u64) -> Result<Box<dyn SetEncoder>> {
         let dim = sets.dim();
         if sets.total_descriptors() < self.k {
@@ -126,6 +137,10 @@ impl EncoderSpec {
         }
         let sample = sample_descriptors(sets, self.max_train_descriptors, seed);
         let kmeans = self.kmeans_params(seed);
+        let vocab = VocabParams {
+            kmeans: kmeans.clone(),
+            restarts: self.kmeans_restarts,
+        };
         Ok(match self.kind {
             EncoderKind::Vlad => {
                 let params = VladParams {
@@ -135,9 +150,14 @@ impl EncoderSpec {
                     soft_alpha: self.soft_alpha,
                     residual_norm: self.residual_norm,
                 };
-                let mut enc = VladEncoder::train(sample, dim, self.k, params, &kmeans)?;
+                let mut enc = VladEncoder::train(sample, dim, self.k, params, &vocab)?;
                 if self.adapt {
                     enc.adapt(sets)?;
+                }
+                if self.local_rotations {
+                    // The same sample as the vocabulary's (same seed).
+                    let sample = sample_descriptors(sets, self.max_train_descriptors, seed);
+                    enc.fit_local_rotations(&sample)?;
                 }
                 Box::new(enc)
             }
@@ -158,7 +178,7 @@ impl EncoderSpec {
                     root_sift: self.root_sift,
                     sqrt_tf: self.sqrt_tf,
                 };
-                let mut enc = BofEncoder::train(sample, dim, self.k, params, &kmeans)?;
+                let mut enc = BofEncoder::train(sample, dim, self.k, params, &vocab)?;
                 if self.idf {
                     enc.fit_idf(sets)?;
                 }
@@ -194,6 +214,9 @@ impl fmt::Display for EncoderSpec {
         if self.residual_norm {
             write!(f, "_rn")?;
         }
+        if self.local_rotations {
+            write!(f, "_lcs")?;
+        }
         if self.kind == EncoderKind::Bof && !self.idf {
             write!(f, "_noidf")?;
         }
@@ -202,6 +225,9 @@ impl fmt::Display for EncoderSpec {
         }
         if self.kmeans_iterations != d.kmeans_iterations {
             write!(f, "_it{}", self.kmeans_iterations)?;
+        }
+        if self.kmeans_restarts != d.kmeans_restarts {
+            write!(f, "_redo{}", self.kmeans_restarts)?;
         }
         if self.kind == EncoderKind::Fisher && self.em_iterations != d.em_iterations {
             write!(f, "_em{}", self.em_iterations)?;
@@ -309,6 +335,10 @@ pub fn parse_encoder(token: &str) -> Result<Option<EncoderSpec>> {
             applies(vlad)?;
             once("rn")?;
             spec.residual_norm = true;
+        } else if flag == "lcs" {
+            applies(vlad)?;
+            once("lcs")?;
+            spec.local_rotations = true;
         } else if flag == "noidf" {
             applies(bof)?;
             once("idf")?;
@@ -320,6 +350,11 @@ pub fn parse_encoder(token: &str) -> Result<Option<EncoderSpec>> {
         } else if let Some(v) = flag.strip_prefix("it") {
             once("it")?;
             spec.kmeans_iterations =
+                positive_usize(v).ok_or_else(|| err(format!("bad count in _{flag}")))?;
+        } else if let Some(v) = flag.strip_prefix("redo") {
+            applies(kind != EncoderKind::Fisher)?;
+            once("redo")?;
+            spec.kmeans_restarts =
                 positive_usize(v).ok_or_else(|| err(format!("bad count in _{flag}")))?;
         } else if let Some(v) = flag.strip_prefix("em") {
             applies(kind == EncoderKind::Fisher)?;

@@ -296,6 +296,108 @@ fn bad_inputs_are_errors() {
     assert!(encode_sets(&enc, &sets).is_err(), "dimension mismatch");
 }
 
+/// The two-word example with local rotations: word 0 rotated by 45°
+/// (`[[c, c], [−c, c]]`, `c = 1/√2`), word 1's axes swapped: v0 = (0, 3) → (3c, 3c),
+/// v1 = (2, −1) → (−1, 2).
+fn two_word_vlad_rotated(power: Option<f32>, intra: bool) -> Vec<f32> {
+    let params = VladParams {
+        root_sift: false,
+        power,
+        intra,
+        soft_alpha: None,
+        residual_norm: false,
+    };
+    let c = std::f32::consts::FRAC_1_SQRT_2;
+    let enc = VladEncoder::from_parts(vec![0.0, 0.0, 10.0, 0.0], 2, params)
+        .unwrap()
+        .with_local_rotations(vec![c, c, -c, c, 0.0, 1.0, 1.0, 0.0])
+        .unwrap();
+    assert!(enc.spec_token().ends_with("_noroot_lcs"), "{}", enc.spec_token());
+    let mut out = vec![0.0; 4];
+    enc.encode(&[1.0, 2.0, -1.0, 1.0, 12.0, -1.0], &mut out)
+        .unwrap();
+    out
+}
+
+#[test]
+fn vlad_local_rotations_by_hand() {
+    let c = std::f32::consts::FRAC_1_SQRT_2;
+    // No power law, no intra: the rotated sums, L2-normalised (‖·‖² = 9 + 1 + 4).
+    let raw = two_word_vlad_rotated(None, false);
+    close(&raw, &normalized(&[3.0 * c, 3.0 * c, -1.0, 2.0]), 1e-6);
+    // Power law after the rotation: (√(3c), √(3c)) and (−1, √2); intra makes them
+    // (1, 1)/√2 and (−1, √2)/√3; two non-empty words: global 1/√2.
+    let full = two_word_vlad_rotated(Some(0.5), true);
+    let want = [0.5, 0.5, -1.0 / 6.0f32.sqrt(), 1.0 / 3.0f32.sqrt()];
+    close(&full, &want, 1e-6);
+    // The rotation changes what the power law sees: not the unrotated code.
+    assert!((full[1] - two_word_vlad(Some(0.5), true)[1]).abs() > 0.1);
+    // Identity rotations change nothing.
+    let params = VladParams::default();
+    let mut rng = SeededRng::new(4);
+    let (dim, k) = (8, 3);
+    let centroids = random_matrix(&mut rng, k, dim, 1.0);
+    let set = random_matrix(&mut rng, 20, dim, 1.0);
+    let plain = VladEncoder::from_parts(centroids.clone(), dim, params).unwrap();
+    let mut eye = vec![0.0f32; k * dim * dim];
+    for w in 0..k {
+        for i in 0..dim {
+            eye[w * dim * dim + i * dim + i] = 1.0;
+        }
+    }
+    let rotated = plain.clone().with_local_rotations(eye).unwrap();
+    let (mut a, mut b) = (vec![0.0; k * dim], vec![0.0; k * dim]);
+    plain.encode(&set, &mut a).unwrap();
+    rotated.encode(&set, &mut b).unwrap();
+    close(&a, &b, 1e-6);
+    // Stored rotations are checked.
+    assert!(plain.clone().with_local_rotations(vec![1.0; 5]).is_err());
+    assert!(
+        plain
+            .with_local_rotations(vec![f32::INFINITY; k * dim * dim])
+            .is_err()
+    );
+}
+
+#[test]
+fn fitted_local_rotations_are_orthonormal_and_deterministic() {
+    let dim = 8;
+    let (data, offsets) = generated_sets(17, 200, dim);
+    let sets = DescriptorSets::new(VectorsRef::from_u8(&data, dim).unwrap(), &offsets).unwrap();
+    let enc = parse_encoder("VLAD4_rn_lcs")
+        .unwrap()
+        .unwrap()
+        .train(&sets, 5)
+        .unwrap();
+    let vlad = enc.as_any().downcast_ref::<VladEncoder>().unwrap();
+    assert_eq!(vlad.local_rotations.len(), 4 * dim * dim);
+    for r in vlad.local_rotations.chunks_exact(dim * dim) {
+        for i in 0..dim {
+            for j in 0..dim {
+                let dot: f32 = (0..dim).map(|t| r[i * dim + t] * r[j * dim + t]).sum();
+                let want = if i == j { 1.0 } else { 0.0 };
+                assert!((dot - want).abs() < 1e-4, "rows {i}, {j}: {dot}");
+            }
+        }
+    }
+    let on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let enc = parse_encoder("VLAD4_lcs")
+                .unwrap()
+                .unwrap()
+                .train(&sets, 5)
+                .unwrap();
+            let v = enc.as_any().downcast_ref::<VladEncoder>().unwrap();
+            v.local_rotations.clone()
+        })
+    };
+    assert_eq!(on(1), on(3));
+}
+
 #[test]
 fn vocabulary_adaptation_moves_words_to_assigned_means() {
     let data: Vec<f32> = vec![1.0, 2.0, 3.0, 9.0, 11.0, 40.0];
@@ -475,6 +577,9 @@ fn parses_encoder_tokens() {
         parse_encoder("VLAD8_pow0.2").unwrap().unwrap().power,
         Some(0.2)
     );
+    let l = parse_encoder("VLAD64_rn_lcs_redo3").unwrap().unwrap();
+    assert!(l.residual_norm && l.local_rotations && !v.local_rotations);
+    assert_eq!((l.kmeans_restarts, v.kmeans_restarts), (3, 1));
     let f = parse_encoder("FV64_em5").unwrap().unwrap();
     assert_eq!((f.kind, f.k, f.em_iterations), (EncoderKind::Fisher, 64, 5));
     let b = parse_encoder("BOF1024_noidf_nosqrt").unwrap().unwrap();
@@ -505,6 +610,12 @@ fn parses_encoder_tokens() {
         "BOF100_em3",
         "VLAD64_sample+5",
         "VLAD99999999999999999999",
+        "FV64_lcs",
+        "BOF100_lcs",
+        "VLAD64_lcs_lcs",
+        "FV64_redo2",
+        "VLAD64_redo0",
+        "VLAD64_redo",
     ] {
         assert!(parse_encoder(bad).is_err(), "{bad} should be rejected");
     }
@@ -513,6 +624,8 @@ fn parses_encoder_tokens() {
         "VLAD16_pow0.3_nointra_noroot_adapt_soft50_rn_it3_sample100",
         "FV32_nopow_em7",
         "BOF512_noidf",
+        "VLAD64_rn_lcs_redo3",
+        "BOF100_redo2",
     ] {
         let spec = parse_encoder(token).unwrap().unwrap();
         assert_eq!(spec.to_string(), token);
@@ -532,6 +645,10 @@ fn specs_train_working_encoders() {
         "FV3_em4_it4",
         "BOF6",
         "VLAD4_sample300",
+        "VLAD4_lcs",
+        "VLAD4_adapt_rn_lcs_redo2",
+        "VLAD4_soft10_lcs",
+        "BOF6_redo3",
     ] {
         let spec = parse_encoder(token).unwrap().unwrap();
         let enc = spec.train(&sets, 42).unwrap();
@@ -572,7 +689,13 @@ fn encoding_does_not_depend_on_the_thread_count() {
     let dim = 8;
     let (data, offsets) = generated_sets(9, 300, dim);
     let sets = DescriptorSets::new(VectorsRef::from_u8(&data, dim).unwrap(), &offsets).unwrap();
-    for token in ["VLAD4", "FV2_em2_it2", "BOF5"] {
+    for token in [
+        "VLAD4",
+        "FV2_em2_it2",
+        "BOF5",
+        "VLAD4_lcs",
+        "VLAD4_soft5_lcs",
+    ] {
         let enc = parse_encoder(token)
             .unwrap()
             .unwrap()

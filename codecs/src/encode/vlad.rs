@@ -13,13 +13,14 @@ use std::any::Any;
 use rayon::prelude::*;
 
 use super::assign::Assigner;
+use super::lcs::{check_rotations, local_rotations, rotate_block};
 use super::norm::{power_law, sum_squares};
 use super::sets::{DescriptorSets, root_sift_rows};
 use super::simd;
+use super::vocab::{VocabParams, train_vocabulary};
 use super::{SetEncoder, check_batch, check_rows, image_groups};
 use crate::error::{CodecError, Result};
 use crate::exact;
-use crate::kmeans::{KMeans, KMeansParams};
 
 /// Normalisation and assignment options of a VLAD encoder.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,6 +82,10 @@ pub struct VladEncoder {
     pub centroids: Vec<f32>,
     /// Options.
     pub params: VladParams,
+    /// Local coordinate systems: `k` rotations of `dim × dim` (row-major, rows are the
+    /// word's principal residual axes) applied to each block before the power law; empty
+    /// for none. See [`VladEncoder::fit_local_rotations`].
+    pub local_rotations: Vec<f32>,
 }
 
 impl VladEncoder {
@@ -98,24 +103,78 @@ impl VladEncoder {
             k,
             centroids,
             params,
+            local_rotations: Vec::new(),
         })
     }
 
+    /// The same encoder with stored local rotations (`k × dim × dim` floats, as
+    /// [`VladEncoder::fit_local_rotations`] makes them; empty for none).
+    pub fn with_local_rotations(mut self, rotations: Vec<f32>) -> Result<Self> {
+        if !rotations.is_empty() {
+            check_rotations(&rotations, self.k, self.dim)?;
+        }
+        self.local_rotations = rotations;
+        Ok(self)
+    }
+
+    /// Local coordinate systems (Delhumeau et al. 2013): for every word, the principal
+    /// axes of the residuals of the descriptors of `sample` (raw, rows of `dim`, as for
+    /// [`VladEncoder::train`]) assigned to it, normalised residuals with residual
+    /// normalisation; blocks are rotated into them before the power law. Fit after any
+    /// vocabulary adaptation. Deterministic, independent of the thread count.
+    pub fn fit_local_rotations(&mut self, sample: &[f32]) -> Result<()> {
+        let dim = self.dim;
+        let n = check_rows(sample, dim)?;
+        const BLOCK: usize = 4096;
+        let mut assign = vec![0u32; n];
+        let assigner = Assigner::new(&self.centroids, dim);
+        assign
+            .par_chunks_mut(BLOCK)
+            .zip(sample.par_chunks(BLOCK * dim))
+            .for_each(|(a, rows)| {
+                let mut buf = rows.to_vec();
+                self.preprocess(&mut buf);
+                assigner.assign(&buf, a);
+            });
+        let rn = self.params.residual_norm;
+        self.local_rotations = local_rotations(sample, &assign, &self.centroids, dim, rn, |x| {
+            self.preprocess(x)
+        })?;
+        Ok(())
+    }
+
+    /// Rotates the blocks of `used` words into their local coordinate systems (no-op
+    /// without rotations). `scratch` holds `dim` floats.
+    #[inline(always)]
+    fn rotate_blocks(&self, v: &mut [f32], used: impl Iterator<Item = usize>, scratch: &mut [f32]) {
+        if self.local_rotations.is_empty() {
+            return;
+        }
+        let dim = self.dim;
+        for w in used {
+            rotate_block(
+                &self.local_rotations[w * dim * dim..(w + 1) * dim * dim],
+                &mut v[w * dim..(w + 1) * dim],
+                scratch,
+            );
+        }
+    }
+
     /// Trains the vocabulary by k-means on `sample` (raw descriptors, rows of `dim`; they
-    /// are preprocessed in place).
+    /// are preprocessed in place), best of `vocab.restarts` runs.
     pub fn train(
         mut sample: Vec<f32>,
         dim: usize,
         k: usize,
         params: VladParams,
-        kmeans: &KMeansParams,
+        vocab: &VocabParams,
     ) -> Result<Self> {
         params.validate()?;
         check_rows(&sample, dim)?;
         if params.root_sift {
             root_sift_rows(&mut sample, dim);
         }
-        let km = KMeans::train(&sample, dim, k, kmeans)?;
+        let km = train_vocabulary(&sample, dim, k, vocab)?;
         Self::from_parts(km.centroids, dim, params)
     }
 
@@ -336,6 +395,7 @@ impl VladEncoder {
         let dim_out = self.dim_out();
         let mut counts = vec![0u32; k];
         let mut norms = vec![0.0f32; k];
+        let mut scratch = vec![0.0f32; dim];
         for (i, code) in out.chunks_exact_mut(dim_out).enumerate() {
             let (s, e) = (bounds[i], bounds[i + 1]);
             self.aggregate_hard(
@@ -345,6 +405,7 @@ impl VladEncoder {
                 code,
             );
             let used = counts.iter().enumerate().filter(|c| *c.1 > 0).map(|c| c.0);
+            self.rotate_blocks(code, used.clone(), &mut scratch);
             self.normalize(code, used, &mut norms);
         }
     }
@@ -383,6 +444,9 @@ impl SetEncoder for VladEncoder {
         }
         if p.residual_norm {
             s.push_str("_rn");
+        }
+        if !self.local_rotations.is_empty() {
+            s.push_str("_lcs");
         }
         s
     }
@@ -430,11 +494,13 @@ impl SetEncoder for VladEncoder {
                 exact::l2_sqr_matrix(descriptors, &self.centroids, dim, &mut dist)?;
                 let mut mass = vec![0.0f32; k];
                 let mut norms = vec![0.0f32; k];
+                let mut scratch = vec![0.0f32; dim];
                 for i in 0..images {
                     let (s, e) = (bounds[i], bounds[i + 1]);
                     let code = &mut out[i * dim_out..(i + 1) * dim_out];
                     let xs = &descriptors[s * dim..e * dim];
                     self.aggregate_soft(xs, &dist[s * k..e * k], alpha, &mut mass, code);
+                    self.rotate_blocks(code, 0..k, &mut scratch);
                     self.normalize(code, 0..k, &mut norms);
                 }
             }
@@ -478,25 +544,35 @@ mod tests {
                 ..VladParams::default()
             },
         ] {
-            let enc = VladEncoder::from_parts(centroids.clone(), dim, params).unwrap();
-            let mut want = vec![f32::NAN; 4 * k * dim];
-            encode_hard_batch_at(
-                Level::Portable,
-                &enc,
-                &descriptors,
-                &bounds,
-                &assign,
-                &mut want,
-            );
-            assert!(
-                want[k * dim..2 * k * dim].iter().all(|&v| v == 0.0),
-                "empty image is zero"
-            );
-            for level in Level::all() {
-                let mut got = vec![f32::NAN; 4 * k * dim];
-                encode_hard_batch_at(level, &enc, &descriptors, &bounds, &assign, &mut got);
-                for (a, b) in got.iter().zip(&want) {
-                    assert!((a - b).abs() <= 1e-6, "{level:?} {params:?}: {a} vs {b}");
+            // Every configuration also with local rotations (random orthonormal ones).
+            for rotated in [false, true] {
+                let mut enc = VladEncoder::from_parts(centroids.clone(), dim, params).unwrap();
+                if rotated {
+                    let rotations: Vec<f32> = (0..k)
+                        .flat_map(|w| crate::linalg::random_orthogonal(dim, w as u64).unwrap())
+                        .map(|v| v as f32)
+                        .collect();
+                    enc = enc.with_local_rotations(rotations).unwrap();
+                }
+                let mut want = vec![f32::NAN; 4 * k * dim];
+                encode_hard_batch_at(
+                    Level::Portable,
+                    &enc,
+                    &descriptors,
+                    &bounds,
+                    &assign,
+                    &mut want,
+                );
+                assert!(
+                    want[k * dim..2 * k * dim].iter().all(|&v| v == 0.0),
+                    "empty image is zero"
+                );
+                for level in Level::all() {
+                    let mut got = vec![f32::NAN; 4 * k * dim];
+                    encode_hard_batch_at(level, &enc, &descriptors, &bounds, &assign, &mut got);
+                    for (a, b) in got.iter().zip(&want) {
+                        assert!((a - b).abs() <= 1e-6, "{level:?} {params:?}: {a} vs {b}");
+                    }
                 }
             }
         }

@@ -1,0 +1,243 @@
+//! VLAD local coordinate systems (LCS, Delhumeau et al., *Revisiting the VLAD image
+//! representation*, 2013): one rotation per visual word, the principal axes of the
+//! residuals `x − c_k` of the training descriptors assigned to that word.
+//!
+//! A VLAD block is rotated into its word's basis before the power law. The rotation is
+//! orthonormal, so it changes neither block norms nor inner products by itself; what it
+//! changes is what the component-wise power law acts on: decorrelated directions sorted
+//! by variance instead of the SIFT bins, which makes the power law's burstiness damping
+//! act along the directions in which residuals actually vary.
+
+use rayon::prelude::*;
+
+use crate::error::{CodecError, Result};
+use crate::linalg::sym_eigen;
+
+/// One rotation per word from the residuals of `sample` (raw descriptors, rows of `dim`,
+/// each passed through `preprocess` before use) around their assigned words (`assign`,
+/// one per row) among the `k × dim` `centroids`: the eigenvectors of the residual
+/// covariance as rows, largest eigenvalue first; the identity for a word with fewer than
+/// two residuals. Residuals are L2-normalised first when `residual_norm` is set (as the
+/// encoder will aggregate them). Words are processed in parallel, each over its rows in
+/// sample order, so the result does not depend on the thread count. Returns
+/// `k × dim × dim` floats.
+pub(crate) fn local_rotations(
+    sample: &[f32],
+    assign: &[u32],
+    centroids: &[f32],
+    dim: usize,
+    residual_norm: bool,
+    preprocess: impl Fn(&mut [f32]) + Sync,
+) -> Result<Vec<f32>> {
+    let k = centroids.len() / dim;
+    // Rows of each word, by counting sort (stable: sample order within a word).
+    let mut starts = vec![0usize; k + 1];
+    for &a in assign {
+        starts[a as usize + 1] += 1;
+    }
+    for w in 0..k {
+        starts[w + 1] += starts[w];
+    }
+    let mut fill = starts.clone();
+    let mut members = vec![0usize; assign.len()];
+    for (i, &a) in assign.iter().enumerate() {
+        members[fill[a as usize]] = i;
+        fill[a as usize] += 1;
+    }
+    let per_word: Vec<Vec<f32>> = (0..k)
+        .into_par_iter()
+        .map(|w| {
+            let rows = &members[starts[w]..starts[w + 1]];
+            let centroid = &centroids[w * dim..(w + 1) * dim];
+            let cov = residual_covariance(sample, rows, centroid, residual_norm, &preprocess);
+            match cov {
+                None => {
+                    let mut eye = vec![0.0f32; dim * dim];
+                    for i in 0..dim {
+                        eye[i * dim + i] = 1.0;
+                    }
+                    Ok(eye)
+                }
+                Some(cov) => {
+                    let eig = sym_eigen(cov, dim)?;
+                    Ok(eig.vectors.iter().map(|&v| v as f32).collect())
+                }
+            }
+        })
+        .collect::<Result<_>>()?;
+    Ok(per_word.concat())
+}
+
+/// Covariance (`dim × dim`, `f64`) of the residuals of `rows` of `sample` around
+/// `centroid`, or `None` for fewer than two rows.
+fn residual_covariance(
+    sample: &[f32],
+    rows: &[usize],
+    centroid: &[f32],
+    residual_norm: bool,
+    preprocess: &(impl Fn(&mut [f32]) + Sync),
+) -> Option<Vec<f64>> {
+    if rows.len() < 2 {
+        return None;
+    }
+    let dim = centroid.len();
+    let mut x = vec![0.0f32; dim];
+    let mut r = vec![0.0f64; dim];
+    let mut mean = vec![0.0f64; dim];
+    let mut cov = vec![0.0f64; dim * dim];
+    for &i in rows {
+        x.copy_from_slice(&sample[i * dim..(i + 1) * dim]);
+        preprocess(&mut x);
+        for ((d, &xv), &cv) in r.iter_mut().zip(&x).zip(centroid) {
+            *d = f64::from(xv - cv);
+        }
+        if residual_norm {
+            let norm = r.iter().map(|v| v * v).sum::<f64>().sqrt();
+            if norm > 0.0 {
+                r.iter_mut().for_each(|v| *v /= norm);
+            }
+        }
+        for (a, &ra) in r.iter().enumerate() {
+            mean[a] += ra;
+            // Upper triangle only; mirrored below.
+            for (s, &rb) in cov[a * dim + a..(a + 1) * dim].iter_mut().zip(&r[a..]) {
+                *s += ra * rb;
+            }
+        }
+    }
+    let inv = 1.0 / rows.len() as f64;
+    mean.iter_mut().for_each(|m| *m *= inv);
+    for a in 0..dim {
+        for b in a..dim {
+            let c = cov[a * dim + b] * inv - mean[a] * mean[b];
+            cov[a * dim + b] = c;
+            cov[b * dim + a] = c;
+        }
+    }
+    Some(cov)
+}
+
+/// Checks stored rotations: `k` orthonormal-sized `dim × dim` blocks of finite values.
+pub(crate) fn check_rotations(rotations: &[f32], k: usize, dim: usize) -> Result<()> {
+    if rotations.len() != k * dim * dim {
+        return Err(CodecError::DimensionMismatch {
+            expected: k * dim * dim,
+            got: rotations.len(),
+        });
+    }
+    if let Some(pos) = rotations.iter().position(|v| !v.is_finite()) {
+        return Err(CodecError::NonFinite { row: pos / dim });
+    }
+    Ok(())
+}
+
+/// `block ← rotation · block` for one word (`rotation` is `dim × dim` row-major);
+/// `scratch` holds `dim` floats.
+#[inline(always)]
+pub(crate) fn rotate_block(rotation: &[f32], block: &mut [f32], scratch: &mut [f32]) {
+    scratch.copy_from_slice(block);
+    for (o, row) in block.iter_mut().zip(rotation.chunks_exact(scratch.len())) {
+        let mut acc = [0.0f32; 8];
+        let whole = row.len() / 8 * 8;
+        for (r8, s8) in row[..whole].chunks_exact(8).zip(scratch.chunks_exact(8)) {
+            for l in 0..8 {
+                acc[l] += r8[l] * s8[l];
+            }
+        }
+        let tail: f32 = row[whole..]
+            .iter()
+            .zip(&scratch[whole..])
+            .map(|(a, b)| a * b)
+            .sum();
+        *o = acc.iter().sum::<f32>() + tail;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kmeans::SeededRng;
+
+    #[test]
+    fn rotations_are_the_principal_axes_of_each_words_residuals() {
+        // Word 0 at the origin: residuals spread along (1, 1) (σ = 3) with little spread
+        // along (1, −1) (σ = 0.1). Word 1 at (100, 100) gets one descriptor (identity).
+        let mut rng = SeededRng::new(5);
+        let mut sample = Vec::new();
+        for _ in 0..500 {
+            let (a, b) = (rng.normal() as f32 * 3.0, rng.normal() as f32 * 0.1);
+            sample.extend_from_slice(&[a + b, a - b]);
+        }
+        sample.extend_from_slice(&[101.0, 99.0]);
+        let mut assign = vec![0u32; 500];
+        assign.push(1);
+        let centroids = [0.0, 0.0, 100.0, 100.0];
+        let rot = local_rotations(&sample, &assign, &centroids, 2, false, |_| {}).unwrap();
+        assert_eq!(rot.len(), 2 * 4);
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        // First axis ±(1, 1)/√2, second ±(1, −1)/√2; orthonormal rows.
+        assert!((rot[0].abs() - h).abs() < 0.01 && (rot[1] - rot[0]).abs() < 0.01);
+        assert!((rot[2].abs() - h).abs() < 0.01 && (rot[3] + rot[2]).abs() < 0.01);
+        let dot = rot[0] * rot[2] + rot[1] * rot[3];
+        assert!(dot.abs() < 1e-5);
+        assert_eq!(&rot[4..], &[1.0, 0.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn preprocessing_and_residual_norm_are_applied() {
+        // Residuals (2, 0) ×3 and (0, 1) ×3 around the origin: mean (1, 0.5), covariance
+        // [[1, −0.5], [−0.5, 0.25]], first axis ±(2, −1)/√5. A `preprocess` that doubles
+        // every row scales the covariance by 4: same axes. With residual normalisation the
+        // residuals become (1, 0) and (0, 1): covariance [[0.25, −0.25], [−0.25, 0.25]],
+        // first axis ±(1, −1)/√2.
+        let sample = [
+            2.0f32, 0.0, 2.0, 0.0, 2.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0,
+        ];
+        let assign = [0u32; 6];
+        let plain = local_rotations(&sample, &assign, &[0.0, 0.0], 2, false, |_| {}).unwrap();
+        let (a, b) = (2.0 / 5.0f32.sqrt(), 1.0 / 5.0f32.sqrt());
+        assert!((plain[0].abs() - a).abs() < 1e-4, "{plain:?}");
+        assert!((plain[1] + plain[0] / 2.0).abs() < 1e-4, "{plain:?}");
+        assert!((plain[2].abs() - b).abs() < 1e-4, "{plain:?}");
+        let doubled = local_rotations(&sample, &assign, &[0.0, 0.0], 2, false, |x| {
+            x.iter_mut().for_each(|v| *v *= 2.0)
+        })
+        .unwrap();
+        for (p, d) in plain.iter().zip(&doubled) {
+            assert!((p - d).abs() < 1e-5, "{plain:?} vs {doubled:?}");
+        }
+        let rn = local_rotations(&sample, &assign, &[0.0, 0.0], 2, true, |_| {}).unwrap();
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        assert!(
+            (rn[0].abs() - h).abs() < 1e-4 && (rn[1] + rn[0]).abs() < 1e-4,
+            "{rn:?}"
+        );
+    }
+
+    #[test]
+    fn rotate_block_by_hand() {
+        let rotation = [0.0f32, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 2.0];
+        let mut block = [1.0f32, 2.0, 3.0];
+        let mut scratch = [0.0f32; 3];
+        rotate_block(&rotation, &mut block, &mut scratch);
+        assert_eq!(block, [2.0, -1.0, 6.0]);
+        // Longer than one 8-lane chunk: a permutation.
+        let dim = 11;
+        let mut perm = vec![0.0f32; dim * dim];
+        for i in 0..dim {
+            perm[i * dim + (i + 3) % dim] = 1.0;
+        }
+        let mut v: Vec<f32> = (0..dim).map(|i| i as f32).collect();
+        let mut scratch = vec![0.0f32; dim];
+        rotate_block(&perm, &mut v, &mut scratch);
+        let want: Vec<f32> = (0..dim).map(|i| ((i + 3) % dim) as f32).collect();
+        assert_eq!(v, want);
+    }
+
+    #[test]
+    fn stored_rotations_are_checked() {
+        assert!(check_rotations(&[1.0, 0.0, 0.0, 1.0], 1, 2).is_ok());
+        assert!(check_rotations(&[1.0, 0.0, 0.0], 1, 2).is_err());
+        assert!(check_rotations(&[1.0, f32::NAN, 0.0, 1.0], 1, 2).is_err());
+    }
+}
