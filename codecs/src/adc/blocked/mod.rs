@@ -12,14 +12,15 @@
 //! (`adc::reference_scanner(m, 256).scan`) returns: the same pushes into the [`TopK`], with
 //! the same float distances, summed in the same order as [`super::distances_scalar`]. While
 //! the top-k is not full every vector is pushed, so blocks are scored with float look-ups.
-//! Once it has a finite threshold, the float table is quantized to bytes
-//! ([`quantize`]) and, with AVX-512 VBMI, each block's 64 byte sums per sub-quantizer come
-//! from two `vpermi2b` table look-ups and a blend, accumulated in `u16`. Those sums are
-//! lower bounds of the float distances (within a proven slack), so comparing them with the
-//! threshold converted to bytes only drops vectors that cannot enter; every surviving
-//! vector gets its exact float distance before it is offered. Without VBMI (or for tables
-//! that cannot be quantized safely, e.g. with infinities) the scan does float look-ups on
-//! the blocked layout with a per-block minimum test.
+//! Once it has a finite threshold (and at least 128 vectors remain), the float table is
+//! quantized to bytes against that threshold (`quantize.rs`), and with AVX-512 VBMI each
+//! block's 64 byte entries per sub-quantizer come from two `vpermi2b` look-ups and a
+//! blend, accumulated in `u16`. Those sums are lower bounds of the float distances (within
+//! a proven slack), so comparing them with the threshold converted to bytes only drops
+//! vectors that cannot enter; every surviving vector gets its exact float distance before
+//! it is offered, and the byte threshold follows the top-k as it tightens. Without VBMI,
+//! or for tables that cannot be quantized safely (a `-inf` entry, minima near `f32::MAX`),
+//! the scan does float look-ups on the blocked layout with a per-block minimum test.
 
 mod quantize;
 #[cfg(target_arch = "x86_64")]
@@ -258,6 +259,30 @@ fn scan_exact_blocks(
     }
 }
 
+/// The float distances of the 64 vectors of `block`, by byte position, each summed from
+/// `0.0` in order of `j` like [`exact_distance`]. Eight positions at a time, so one 8-byte
+/// load brings eight codes and eight independent sums hide the look-up latency.
+#[inline]
+fn block_distances(lut: &[f32], block: &[u8]) -> [f32; BLOCK] {
+    let mut dist = [0.0f32; BLOCK];
+    for (group, out) in dist.chunks_exact_mut(8).enumerate() {
+        let mut acc = [0.0f32; 8];
+        for (row, codes) in lut.chunks_exact(KSUB).zip(block.chunks_exact(BLOCK)) {
+            let (Ok(row), Some(Ok(bytes))) = (
+                <&[f32; KSUB]>::try_from(row),
+                codes.get(8 * group..8 * group + 8).map(<[u8; 8]>::try_from),
+            ) else {
+                continue; // unreachable: rows have 256 entries and codes 64 bytes
+            };
+            for (a, &c) in acc.iter_mut().zip(&bytes) {
+                *a += row[usize::from(c)];
+            }
+        }
+        out.copy_from_slice(&acc);
+    }
+    dist
+}
+
 /// One block with float look-ups on the blocked layout (same summation order as
 /// [`exact_distance`]): the 64 distances, one minimum test, then the lanes in order, each
 /// offered when within `threshold` (kept current, like the row-major scan does).
@@ -270,17 +295,12 @@ fn exact_block(
     threshold: &mut f32,
     top: &mut TopK,
 ) {
-    let mut dist = [0.0f32; BLOCK];
-    for (row, codes) in lut.chunks_exact(KSUB).zip(block.chunks_exact(BLOCK)) {
-        for (d, &c) in dist.iter_mut().zip(codes) {
-            *d += row[usize::from(c)];
-        }
-    }
+    let dist = block_distances(lut, block);
     // Most blocks have no vector that can enter: one branch-free pass decides.
     let block_min = (0..block_ids.len())
         .map(|lane| dist[lane_position(lane)])
         .fold(f32::INFINITY, f32::min);
-    if !(block_min <= *threshold) {
+    if block_min.partial_cmp(threshold).is_none_or(|o| o.is_gt()) {
         return;
     }
     for (lane, &id) in block_ids.iter().enumerate() {

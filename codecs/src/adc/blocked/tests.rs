@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::quantize::{KSUB, Quantizer, quantize_scalar};
+use super::quantize::{KSUB, Plan, Quantizer, quantize_scalar};
 use super::*;
 use crate::adc::reference_scanner;
 use crate::kmeans::SeededRng;
@@ -253,6 +253,23 @@ fn byte_sums(table: &[u8], m: usize, codes: &[u8]) -> Vec<u32> {
         .collect()
 }
 
+/// Thresholds a scan can meet for these distances: below all, around a few quantiles,
+/// above all, and non-finite.
+fn thresholds(dist: &[f32]) -> Vec<f32> {
+    let mut sorted: Vec<f32> = dist.iter().copied().filter(|d| !d.is_nan()).collect();
+    sorted.sort_by(f32::total_cmp);
+    let mut t = vec![f32::NAN, f32::NEG_INFINITY, f32::INFINITY, 0.0, -1.0];
+    if let (Some(&lo), Some(&hi)) = (sorted.first(), sorted.last()) {
+        t.extend([lo, hi, lo - lo.abs() * 0.01 - 1.0, hi * 2.0]);
+        t.extend(
+            [1, 10, 40, 200]
+                .iter()
+                .filter_map(|&i| sorted.get(i).copied()),
+        );
+    }
+    t
+}
+
 #[test]
 fn the_byte_threshold_never_drops_a_vector_that_could_enter() {
     for (seed, kind) in TABLES.into_iter().enumerate() {
@@ -261,27 +278,32 @@ fn the_byte_threshold_never_drops_a_vector_that_could_enter() {
             let mut rng = SeededRng::new(seed as u64 * 1000 + m as u64);
             let lut = make_lut(kind, m, &mut rng);
             let codes = random_codes(n, m, &mut rng);
-            let mut table = vec![0u8; m * KSUB];
-            let Some(q) = quantize_scalar(&lut, m, &mut table) else {
-                let too_large = matches!(kind, Table::Huge) && m > 100;
-                assert!(
-                    too_large
-                        || matches!(
-                            kind,
-                            Table::Overflowing | Table::WithInfinities | Table::WithNaN
-                        ),
-                    "{kind:?} m {m} should quantize"
-                );
-                continue;
-            };
             let mut dist = vec![0.0f32; n];
             crate::adc::distances_scalar(&lut, KSUB, m, &codes, &mut dist);
-            let sums = byte_sums(&table, m, &codes);
-            for (&d, &s) in dist.iter().zip(&sums) {
-                // The tightest threshold that this vector passes is its own distance.
-                let limit = q.limit(d).map_or(-1, i64::from);
-                assert!(i64::from(s) <= limit, "{kind:?} m {m}: sum {s} > {limit}");
-                assert!(s <= (m * 255) as u32);
+            for t in thresholds(&dist) {
+                let mut table = vec![0u8; m * KSUB];
+                let ctx = format!("{kind:?} m {m} t {t}");
+                match quantize_scalar(&lut, m, t, &mut table) {
+                    Plan::Filter(q) => {
+                        let sums = byte_sums(&table, m, &codes);
+                        for (&d, &s) in dist.iter().zip(&sums) {
+                            // A code within t may meet any lower threshold down to its own
+                            // distance later in the scan.
+                            if d <= t {
+                                let limit = q.limit(d).map_or(-1, i64::from);
+                                assert!(i64::from(s) <= limit, "{ctx}: sum {s} > {limit}");
+                            }
+                        }
+                    }
+                    Plan::NothingPasses => {
+                        assert!(!dist.iter().any(|&d| d <= t), "{ctx}");
+                    }
+                    Plan::Exact => assert!(
+                        t == f32::INFINITY
+                            || matches!(kind, Table::Overflowing | Table::WithInfinities),
+                        "{ctx} should filter"
+                    ),
+                }
             }
         }
     }
@@ -294,13 +316,15 @@ fn the_byte_threshold_is_tight_enough_to_filter() {
     let mut rng = SeededRng::new(9);
     let lut = make_lut(Table::Uniform, m, &mut rng);
     let codes = random_codes(n, m, &mut rng);
-    let mut table = vec![0u8; m * KSUB];
-    let q = quantize_scalar(&lut, m, &mut table).unwrap();
     let mut dist = vec![0.0f32; n];
     crate::adc::distances_scalar(&lut, KSUB, m, &codes, &mut dist);
     let mut sorted = dist.clone();
     sorted.sort_by(f32::total_cmp);
     let t = sorted[100];
+    let mut table = vec![0u8; m * KSUB];
+    let Plan::Filter(q) = quantize_scalar(&lut, m, t, &mut table) else {
+        panic!("a finite threshold on a plain table filters");
+    };
     let limit = u32::from(q.limit(t).unwrap());
     let passing = byte_sums(&table, m, &codes)
         .iter()
@@ -313,13 +337,23 @@ fn the_byte_threshold_is_tight_enough_to_filter() {
 }
 
 #[test]
-fn quantizer_rejects_unsafe_ranges() {
-    assert!(Quantizer::from_ranges(&[], &[]).is_none());
-    assert!(Quantizer::from_ranges(&[0.0], &[f32::INFINITY]).is_none());
-    assert!(Quantizer::from_ranges(&[f32::NAN], &[1.0]).is_none());
-    assert!(Quantizer::from_ranges(&[-3e38, 0.0], &[3e38, 1.0]).is_none());
-    assert!(Quantizer::from_ranges(&[0.0; 300], &[1.0; 300]).is_none());
-    assert!(Quantizer::from_ranges(&[2.0, 2.0], &[2.0, 2.0]).is_some());
+fn plans_for_unusual_tables_and_thresholds() {
+    let filters = |p: Plan| matches!(p, Plan::Filter(_));
+    assert_eq!(Quantizer::plan(&[], 1.0), Plan::Exact);
+    assert_eq!(Quantizer::plan(&[0.0; 300], 1.0), Plan::Exact);
+    assert_eq!(Quantizer::plan(&[0.0], f32::INFINITY), Plan::Exact);
+    assert_eq!(Quantizer::plan(&[f32::NEG_INFINITY], 1.0), Plan::Exact);
+    assert_eq!(Quantizer::plan(&[f32::INFINITY], 1.0), Plan::Exact);
+    assert_eq!(Quantizer::plan(&[-3e38, 0.0], 1.0), Plan::Exact);
+    assert_eq!(Quantizer::plan(&[0.0], f32::NAN), Plan::NothingPasses);
+    assert_eq!(
+        Quantizer::plan(&[0.0], f32::NEG_INFINITY),
+        Plan::NothingPasses
+    );
+    assert_eq!(Quantizer::plan(&[1.0, 2.0], 2.5), Plan::NothingPasses);
+    assert!(filters(Quantizer::plan(&[1.0, 2.0], 3.0)));
+    assert!(filters(Quantizer::plan(&[2.0, 2.0], 1e30)));
+    assert!(filters(Quantizer::plan(&[1e-40; 3], 1e-39)));
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -332,14 +366,19 @@ fn simd_quantization_matches_the_scalar_reference() {
         for m in [1usize, 7, 16, 64, 257] {
             let mut rng = SeededRng::new(seed as u64 + 31 * m as u64);
             let lut = make_lut(kind, m, &mut rng);
-            let mut want = vec![0u8; m * KSUB];
-            let want_q = quantize_scalar(&lut, m, &mut want);
-            let mut got = vec![0u8; m * KSUB];
-            // SAFETY: `available()` checked; both buffers hold `m * 256` elements.
-            let got_q = unsafe { vbmi::quantize_avx512(&lut, m, got.as_mut_ptr()) };
-            assert_eq!(got_q, want_q, "{kind:?} m {m}");
-            if want_q.is_some() {
-                assert_eq!(got, want, "{kind:?} m {m}");
+            let codes = random_codes(300, m, &mut rng);
+            let mut dist = vec![0.0f32; 300];
+            crate::adc::distances_scalar(&lut, KSUB, m, &codes, &mut dist);
+            for t in thresholds(&dist) {
+                let mut want = vec![0u8; m * KSUB];
+                let want_plan = quantize_scalar(&lut, m, t, &mut want);
+                let mut got = vec![0u8; m * KSUB];
+                // SAFETY: `available()` checked; both buffers hold `m * 256` elements.
+                let got_plan = unsafe { vbmi::quantize_avx512(&lut, m, t, got.as_mut_ptr()) };
+                assert_eq!(got_plan, want_plan, "{kind:?} m {m} t {t}");
+                if matches!(want_plan, Plan::Filter(_)) {
+                    assert_eq!(got, want, "{kind:?} m {m} t {t}");
+                }
             }
         }
     }

@@ -5,7 +5,7 @@
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
 
-use super::quantize::{KSUB, MAX_QUANTIZED_M, Quantizer};
+use super::quantize::{KSUB, MAX_QUANTIZED_M, Plan, Quantizer};
 use super::{BLOCK, exact_block, offer_lanes, scan_exact_blocks, valid_lanes};
 use crate::topk::TopK;
 
@@ -15,6 +15,11 @@ pub(super) fn available() -> bool {
         && std::arch::is_x86_feature_detected!("avx512bw")
         && std::arch::is_x86_feature_detected!("avx512vbmi")
 }
+
+/// Fewer vectors than this left to scan once the top-k is full are scanned exactly: the
+/// table quantization would cost more than the filter saves (measured with
+/// `benches/adc_blocked.rs`, m = 16).
+const MIN_FILTERED: usize = 128;
 
 /// Quantized tables of up to this many sub-quantizers live on the stack.
 const STACK_M: usize = 64;
@@ -42,10 +47,12 @@ pub(super) fn scan(
         exact_block(lut, block, block_ids, bias, &mut threshold, top);
         first_block += 1;
     }
-    if first_block * BLOCK >= n {
+    let remaining = n.saturating_sub(first_block * BLOCK);
+    if remaining == 0 {
         return;
     }
-    if m > MAX_QUANTIZED_M {
+    // Quantizing the table costs about as much as scanning MIN_FILTERED vectors exactly.
+    if m > MAX_QUANTIZED_M || remaining < MIN_FILTERED {
         scan_exact_blocks(lut, m, packed, ids, bias, top, first_block);
         return;
     }
@@ -59,12 +66,16 @@ pub(super) fn scan(
     };
     // SAFETY: `available()` confirmed AVX-512F/BW at run time; `lut` has `m * 256`
     // entries and `table` room for `m * 256` bytes.
-    let quantizer = unsafe { quantize_avx512(lut, m, table.as_mut_ptr().cast()) };
-    let Some(quantizer) = quantizer else {
-        scan_exact_blocks(lut, m, packed, ids, bias, top, first_block);
-        return;
+    let plan = unsafe { quantize_avx512(lut, m, threshold, table.as_mut_ptr().cast()) };
+    let quantizer = match plan {
+        Plan::Filter(quantizer) => quantizer,
+        Plan::NothingPasses => return,
+        Plan::Exact => {
+            scan_exact_blocks(lut, m, packed, ids, bias, top, first_block);
+            return;
+        }
     };
-    // SAFETY: `quantize_avx512` returned `Some`, so it wrote all `m * 256` bytes.
+    // SAFETY: `quantize_avx512` returned `Plan::Filter`, so it wrote all `m * 256` bytes.
     let table: &[u8] = unsafe { std::slice::from_raw_parts(table.as_ptr().cast(), m * KSUB) };
     let pass = Pass {
         lut,
@@ -190,59 +201,61 @@ pub(super) unsafe fn block_mask_for_tests(table: &[u8], m: usize, block: &[u8], 
     unsafe { block_mask(table.as_ptr(), m, block.as_ptr(), limit) }
 }
 
-/// Quantizes `lut` (`m * 256` floats) into `table` (`m * 256` bytes) with exactly the
-/// arithmetic of [`super::quantize::quantize_scalar`]. Returns `None` (table contents
-/// unspecified) when the table cannot be quantized safely.
+/// The plan for `lut` (`m * 256` floats) against threshold `t`, with exactly the
+/// arithmetic of [`super::quantize::quantize_scalar`]; when it is [`Plan::Filter`],
+/// `table` (`m * 256` bytes) holds the quantized table.
 ///
 /// # Safety
 /// The CPU must support AVX-512F and BW; `lut.len() >= m * 256` and `table` must be valid
 /// for `m * 256` byte writes.
 #[target_feature(enable = "avx512f,avx512bw")]
-pub(super) unsafe fn quantize_avx512(lut: &[f32], m: usize, table: *mut u8) -> Option<Quantizer> {
+pub(super) unsafe fn quantize_avx512(lut: &[f32], m: usize, t: f32, table: *mut u8) -> Plan {
     if m == 0 || m > MAX_QUANTIZED_M || lut.len() < m * KSUB {
-        return None;
+        return Plan::Exact;
     }
     let mut mins = [0.0f32; MAX_QUANTIZED_M];
-    let mut maxs = [0.0f32; MAX_QUANTIZED_M];
     // SAFETY: row `j < m` is floats `256 j .. 256 j + 256` of `lut` (length checked); the
     // table writes are bytes `256 j .. 256 j + 256` of `table` (caller's guarantee).
     unsafe {
-        for j in 0..m {
+        for (j, min_j) in mins.iter_mut().enumerate().take(m) {
             let row = lut.as_ptr().add(j * KSUB);
-            let mut lo = _mm512_loadu_ps(row);
-            let mut hi = lo;
-            for i in 1..KSUB / 16 {
-                let x = _mm512_loadu_ps(row.add(16 * i));
-                lo = _mm512_min_ps(lo, x);
-                hi = _mm512_max_ps(hi, x);
+            // min returns its second operand when either is NaN: with the running minimum
+            // second and seeded with infinity, NaN entries are skipped, as in the scalar
+            // fold. Four running minima keep the dependency chains short.
+            let mut lo = [_mm512_set1_ps(f32::INFINITY); 4];
+            for i in 0..KSUB / 64 {
+                for (a, lo_a) in lo.iter_mut().enumerate() {
+                    let x = _mm512_loadu_ps(row.add(64 * i + 16 * a));
+                    *lo_a = _mm512_min_ps(x, *lo_a);
+                }
             }
-            mins[j] = _mm512_reduce_min_ps(lo);
-            maxs[j] = _mm512_reduce_max_ps(hi);
+            let lo01 = _mm512_min_ps(lo[0], lo[1]);
+            let lo23 = _mm512_min_ps(lo[2], lo[3]);
+            *min_j = _mm512_reduce_min_ps(_mm512_min_ps(lo01, lo23));
         }
-        // Infinities (and a NaN that reached a min or max) are rejected here; a NaN that
-        // the min/max skipped converts to i32::MIN below and is caught by `bad`.
-        let quantizer = Quantizer::from_ranges(&mins[..m], &maxs[..m])?;
+        let quantizer = match Quantizer::plan(&mins[..m], t) {
+            Plan::Filter(quantizer) => quantizer,
+            other => return other,
+        };
         let scale = _mm512_set1_ps(quantizer.scale);
         // packus works per 128-bit lane; this puts the 32-bit groups back in entry order.
         let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-        let mut bad = _mm512_setzero_si512();
-        for j in 0..m {
+        for (j, &min_j) in mins.iter().enumerate().take(m) {
             let row = lut.as_ptr().add(j * KSUB);
             let out = table.add(j * KSUB);
-            let min = _mm512_set1_ps(mins[j]);
+            let neg_offset = _mm512_set1_ps(-quantizer.offset(min_j));
             for g in 0..KSUB / 64 {
                 let base = row.add(64 * g);
                 let mut q = [_mm512_setzero_si512(); 4];
                 for (i, qi) in q.iter_mut().enumerate() {
                     let x = _mm512_loadu_ps(base.add(16 * i));
-                    *qi = _mm512_cvttps_epi32(_mm512_mul_ps(_mm512_sub_ps(x, min), scale));
+                    *qi = _mm512_cvttps_epi32(_mm512_fmadd_ps(x, scale, neg_offset));
                 }
-                bad = _mm512_or_si512(
-                    bad,
-                    _mm512_or_si512(_mm512_or_si512(q[0], q[1]), _mm512_or_si512(q[2], q[3])),
-                );
-                let words01 = _mm512_packus_epi32(q[0], q[1]);
-                let words23 = _mm512_packus_epi32(q[2], q[3]);
+                // Signed saturation to i16, then unsigned to u8: clamps to 0..=255, with
+                // i32::MIN (NaN, too large) to 0. (Unsigned 16-bit saturation would turn
+                // large values into words that the byte pack reads as negative.)
+                let words01 = _mm512_packs_epi32(q[0], q[1]);
+                let words23 = _mm512_packs_epi32(q[2], q[3]);
                 let bytes = _mm512_packus_epi16(words01, words23);
                 _mm512_storeu_si512(
                     out.add(64 * g).cast(),
@@ -250,9 +263,6 @@ pub(super) unsafe fn quantize_avx512(lut: &[f32], m: usize, table: *mut u8) -> O
                 );
             }
         }
-        if _mm512_cmplt_epi32_mask(bad, _mm512_setzero_si512()) != 0 {
-            return None;
-        }
-        Some(quantizer)
+        Plan::Filter(quantizer)
     }
 }
