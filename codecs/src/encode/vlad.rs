@@ -393,19 +393,33 @@ impl VladEncoder {
     ) {
         let (dim, k) = (self.dim, self.k);
         let dim_out = self.dim_out();
-        let mut counts = vec![0u32; k];
         let mut norms = vec![0.0f32; k];
-        let mut scratch = vec![0.0f32; dim];
-        for (i, code) in out.chunks_exact_mut(dim_out).enumerate() {
+        let images = bounds.len() - 1;
+        // Descriptors per word of every image of the batch (`images × k`).
+        let mut counts = vec![0u32; images * k];
+        for ((i, code), counts) in out
+            .chunks_exact_mut(dim_out)
+            .enumerate()
+            .zip(counts.chunks_exact_mut(k))
+        {
             let (s, e) = (bounds[i], bounds[i + 1]);
-            self.aggregate_hard(
-                &descriptors[s * dim..e * dim],
-                &assign[s..e],
-                &mut counts,
-                code,
-            );
+            self.aggregate_hard(&descriptors[s * dim..e * dim], &assign[s..e], counts, code);
+        }
+        if !self.local_rotations.is_empty() {
+            // Word-major, so that each rotation is loaded into the cache once per batch
+            // rather than once per image.
+            let mut scratch = vec![0.0f32; dim];
+            for w in 0..k {
+                let rotation = &self.local_rotations[w * dim * dim..(w + 1) * dim * dim];
+                for (code, counts) in out.chunks_exact_mut(dim_out).zip(counts.chunks_exact(k)) {
+                    if counts[w] > 0 {
+                        rotate_block(rotation, &mut code[w * dim..(w + 1) * dim], &mut scratch);
+                    }
+                }
+            }
+        }
+        for (code, counts) in out.chunks_exact_mut(dim_out).zip(counts.chunks_exact(k)) {
             let used = counts.iter().enumerate().filter(|c| *c.1 > 0).map(|c| c.0);
-            self.rotate_blocks(code, used.clone(), &mut scratch);
             self.normalize(code, used, &mut norms);
         }
     }

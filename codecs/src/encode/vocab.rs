@@ -63,7 +63,7 @@ pub fn train_vocabulary(
         if params.restarts > 1 {
             km.objective = km.assign(sample)?.iter().map(|a| f64::from(a.1)).sum();
         }
-        if std::env::var_os("VLADDB_VOCAB_DEBUG").is_some() {
+        if params.kmeans.verbose {
             eprintln!("vocab restart {r}: objective {:.6e}", km.objective);
         }
         if best.as_ref().is_none_or(|b| km.objective < b.objective) {
