@@ -205,8 +205,8 @@ fn exact_distance(lut: &[f32], block: &[u8], pos: usize) -> f32 {
 /// Offers the vectors of `lanes` (a bit set of lanes, lowest first) of one block to `top`
 /// when their exact distance is within `threshold`, which it keeps current. Returns true if
 /// anything was pushed.
+#[cfg(target_arch = "x86_64")]
 #[inline]
-#[allow(clippy::too_many_arguments)]
 fn offer_lanes(
     lut: &[f32],
     block: &[u8],
@@ -233,6 +233,7 @@ fn offer_lanes(
 }
 
 /// Bit set of the first `count` lanes of a block.
+#[cfg(target_arch = "x86_64")]
 #[inline]
 fn valid_lanes(count: usize) -> u64 {
     if count >= BLOCK {
