@@ -43,7 +43,8 @@ impl TopK {
         TopK {
             k,
             cap: (2 * k).max(k + 32),
-            items: Vec::new(),
+            // Room for a first selection's worth without reallocating (bounded for huge k).
+            items: Vec::with_capacity((2 * k).max(k + 32).min(4096)),
             threshold: if k == 0 {
                 f32::NEG_INFINITY
             } else {
@@ -116,10 +117,26 @@ impl TopK {
         }
     }
 
+    /// The `k` best collected neighbours in no particular order (cheaper than
+    /// [`into_sorted`](Self::into_sorted) when the caller re-orders them anyway).
+    pub fn into_best(mut self) -> Vec<Neighbor> {
+        if self.items.len() > self.k && self.k > 0 {
+            self.items
+                .select_nth_unstable_by(self.k - 1, neighbor_order);
+        }
+        self.items.truncate(self.k);
+        self.items
+    }
+
     /// The collected neighbours, nearest first (ties by id).
     pub fn into_sorted(mut self) -> Vec<Neighbor> {
-        self.items.sort_by(neighbor_order);
+        if self.items.len() > self.k && self.k > 0 {
+            self.items
+                .select_nth_unstable_by(self.k - 1, neighbor_order);
+        }
         self.items.truncate(self.k);
+        // (distance, id) is a total order on distinct ids: unstable sorting is exact.
+        self.items.sort_unstable_by(neighbor_order);
         self.items
     }
 }
@@ -182,6 +199,9 @@ mod tests {
             if let Some(kth) = all.last().filter(|_| all.len() == k) {
                 assert!(t.threshold() >= kth.distance);
             }
+            let mut best = t.clone().into_best();
+            best.sort_by(neighbor_order);
+            assert_eq!(best, all, "round {round}");
             assert_eq!(t.into_sorted(), all, "round {round}");
         }
     }

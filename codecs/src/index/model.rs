@@ -529,10 +529,19 @@ impl IndexModel {
         if self.coarse.is_none() {
             pq.compute_lut_into(&ctx.query, &mut ctx.fs_float[..lut_len])?;
             ctx.fs_bias.push(0.0);
-        } else {
-            if self.precomputed.is_some() {
-                pq.compute_ip_lut_into(&ctx.query, -2.0, &mut ctx.query_lut)?;
+        } else if let Some(tables) = &self.precomputed {
+            // Start loading every probed list's stored table at once (they are scattered
+            // in memory), then add the query's term to each.
+            for &(list_no, _) in &ctx.probes {
+                tables.prefetch(list_no as usize);
             }
+            pq.compute_ip_lut_into(&ctx.query, -2.0, &mut ctx.query_lut)?;
+            for (t, out) in ctx.fs_float.chunks_exact_mut(lut_len).enumerate() {
+                let (list_no, coarse_dis) = ctx.probes[t];
+                crate::adc::tables::add_tables(tables.list(list_no as usize), &ctx.query_lut, out);
+                ctx.fs_bias.push(coarse_dis);
+            }
+        } else {
             for t in 0..nprobe {
                 let (list_no, _) = ctx.probes[t];
                 let bias = self.list_table(ctx, pq, list_no as usize)?;
@@ -615,7 +624,9 @@ impl IndexModel {
     /// model (its precomputed table) and the given codes. Call it for the next list
     /// before scanning the current one; it never changes results.
     pub fn prefetch_list(&self, list_no: usize, codes: &[u8]) {
-        if let Some(t) = &self.precomputed {
+        // Fast scan reads the stored tables when the query is prepared, not per list.
+        let fast_scan = matches!(self.spec.quantizer, QuantizerSpec::FastScan { .. });
+        if let Some(t) = self.precomputed.as_ref().filter(|_| !fast_scan) {
             t.prefetch(list_no);
         }
         crate::ivf::prefetch_slice(&codes[..codes.len().min(4096)]);
@@ -688,13 +699,39 @@ fn scan_quantized(
     ids: &[u64],
     top: &mut TopK,
 ) -> Result<()> {
-    let limit = |threshold: f32| tables.threshold_u16(t, threshold - bias);
+    let value = |sum: u16| bias + tables.to_float(t, sum);
+    // The largest sum whose distance is <= threshold: a closed-form estimate fixed up
+    // against `value` itself, so the kernel's filter and the pushed distances agree.
+    let limit = |threshold: f32| -> Option<u16> {
+        if value(0) > threshold || threshold.is_nan() {
+            return None;
+        }
+        if value(u16::MAX) <= threshold {
+            return Some(u16::MAX);
+        }
+        let offset = tables.offsets.get(t).copied().unwrap_or(0.0);
+        let estimate = ((threshold - bias - offset) * tables.scale).floor();
+        let mut sum = estimate.clamp(0.0, f32::from(u16::MAX - 1)) as u16;
+        while sum > 0 && value(sum) > threshold {
+            sum -= 1;
+        }
+        while value(sum + 1) <= threshold {
+            sum += 1;
+        }
+        Some(sum)
+    };
     let Some(start) = limit(top.threshold()) else {
         return Ok(());
     };
+    // The top-k threshold only moves when it selects: recompute the limit only then.
+    let mut last = (top.threshold(), start);
     fastscan::scan(tables.table(t), m, codes, ids.len(), start, |i, sum| {
-        top.push(ids[i], bias + tables.to_float(t, sum));
-        limit(top.threshold()).unwrap_or(0)
+        top.push(ids[i], value(sum));
+        let threshold = top.threshold();
+        if threshold.to_bits() != last.0.to_bits() {
+            last = (threshold, limit(threshold).unwrap_or(0));
+        }
+        last.1
     })
 }
 

@@ -172,6 +172,24 @@ impl<'a> PartView<'a> {
         self.vectors.and_then(|v| v.distance(row, query))
     }
 
+    /// Hints the CPU to load the stored vector of `row` (of `dim` values); a no-op
+    /// without stored vectors or out of range.
+    pub fn prefetch_vector(&self, row: usize, dim: usize) {
+        match self.vectors {
+            Some(StoredVectors::F32(v)) => {
+                if let Some(x) = v.get(row * dim..(row + 1) * dim) {
+                    vladdb_codecs::ivf::prefetch_slice(x);
+                }
+            }
+            Some(StoredVectors::F16(v)) => {
+                if let Some(x) = v.get(row * dim..(row + 1) * dim) {
+                    vladdb_codecs::ivf::prefetch_slice(x);
+                }
+            }
+            None => {}
+        }
+    }
+
     /// The name of `row`, when names were stored.
     pub fn name(&self, row: usize) -> Option<&'a str> {
         let offsets = self.name_offsets?;

@@ -272,7 +272,7 @@ fn search_reranked(
             .collect();
         scan_part(model, ctxs, view, &mut tops, true)?;
         for (top, out) in tops.into_iter().zip(&mut candidates) {
-            for n in top.into_sorted() {
+            for n in top.into_best() {
                 let row = n.id as usize;
                 out.push((n.distance, view.ids[row], p, row));
             }
@@ -297,22 +297,37 @@ fn search_reranked(
         scan(view, excluded, views.len() - 1, ctxs)?;
     }
     let mut results = Vec::with_capacity(ctxs.len());
+    let order = |a: &Hit, b: &Hit| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id));
     for (mut cands, ctx) in candidates.into_iter().zip(ctxs.iter()) {
-        cands.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        cands.truncate(want);
-        // Re-score in (part, row) order: the stored vectors are read front to back.
+        if views.len() > 1 && cands.len() > want {
+            // Several parts: the global best `want` by code distance.
+            cands.select_nth_unstable_by(want - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            cands.truncate(want);
+        }
+        // Re-score in (part, row) order: the stored vectors are read front to back, and
+        // the rows a few candidates ahead are already on their way into the cache.
         cands.sort_unstable_by_key(|c| (c.2, c.3));
         let q = ctx.query();
-        let mut hits: Vec<Hit> = cands
-            .iter()
-            .map(|&(approx, id, p, row)| Hit {
+        const AHEAD: usize = 8;
+        for c in cands.iter().take(AHEAD) {
+            views[c.2].prefetch_vector(c.3, q.len());
+        }
+        let mut hits: Vec<Hit> = Vec::with_capacity(cands.len());
+        for (i, &(approx, id, p, row)) in cands.iter().enumerate() {
+            if let Some(next) = cands.get(i + AHEAD) {
+                views[next.2].prefetch_vector(next.3, q.len());
+            }
+            hits.push(Hit {
                 id,
                 distance: views[p].rerank_distance(row, q).unwrap_or(approx),
                 name: None,
-            })
-            .collect();
-        hits.sort_by(|a, b| a.distance.total_cmp(&b.distance).then(a.id.cmp(&b.id)));
-        hits.truncate(params.k);
+            });
+        }
+        if hits.len() > params.k {
+            hits.select_nth_unstable_by(params.k - 1, order);
+            hits.truncate(params.k);
+        }
+        hits.sort_unstable_by(order);
         results.push(hits);
     }
     Ok(results)
