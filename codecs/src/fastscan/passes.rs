@@ -1,11 +1,15 @@
 //! The two loops of table quantisation (per-row minima and spans, then the u8 levels): a
-//! portable version (the reference) and an AVX2 version with one 16-entry row in two
-//! registers (chosen by the caller after run-time detection). Both perform the same IEEE
+//! portable version (the reference) and an AVX2 version (rows in register pairs; minima
+//! and maxima of eight rows at a time by a transposing reduction), chosen by the caller
+//! after run-time detection. Both perform the same IEEE
 //! operations on every entry, so their outputs are identical (tested).
 
 /// Adds then removes `1.5 * 2^23`: for `0 <= x < 2^22` the low mantissa bits of `x + ROUND`
 /// hold `x` rounded to the nearest integer (ties to even), with no libm call.
 const ROUND: f32 = 12_582_912.0;
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
 
 /// Writes each 16-entry row's minimum into `mins` (row order, `mins.len()` rows) and returns
 /// the largest `max - min` over all rows, or `None` if any entry is NaN or infinite.
@@ -43,16 +47,67 @@ pub(super) fn levels(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn row_minima_avx2(tables: &[&[f32]], mins: &mut [f32]) -> Option<f64> {
-    use std::arch::x86_64::*;
-    let infinity = _mm256_set1_ps(f32::INFINITY);
-    let sign = _mm256_set1_ps(-0.0);
-    // All-ones lanes while every entry seen is finite (|x| < inf; NaN compares false).
-    let mut finite = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    let min = |a, b| _mm256_min_ps(a, b);
+    let max = |a, b| _mm256_max_ps(a, b);
+    // Sum of every `x - x`: 0 while all entries are finite, NaN (sticky) after an inf or NaN.
+    let mut poison = _mm256_setzero_ps();
+    let mut spans = [_mm256_setzero_pd(); 2];
     let mut max_span = 0.0f64;
-    let mut out = mins.iter_mut();
+    let mut slot = 0;
     for table in tables {
         let (rows, _) = table.as_chunks::<16>();
-        for row in rows {
+        let (groups, rest) = rows.as_chunks::<8>();
+        // Eight rows at a time: vertical min/max per row, then one transposing reduction
+        // leaves row r's minimum (maximum) in lane r.
+        for group in groups {
+            let mut quads_low = [_mm256_setzero_ps(); 2];
+            let mut quads_high = [_mm256_setzero_ps(); 2];
+            for (quad, rows) in group.as_chunks::<4>().0.iter().enumerate() {
+                let mut pairs_low = [_mm256_setzero_ps(); 2];
+                let mut pairs_high = [_mm256_setzero_ps(); 2];
+                for (pair, rows) in rows.as_chunks::<2>().0.iter().enumerate() {
+                    let mut low = [_mm256_setzero_ps(); 2];
+                    let mut high = [_mm256_setzero_ps(); 2];
+                    for (r, row) in rows.iter().enumerate() {
+                        // SAFETY: a row is 16 floats: two 8-float loads.
+                        let (a, b) = unsafe {
+                            (
+                                _mm256_loadu_ps(row.as_ptr()),
+                                _mm256_loadu_ps(row.as_ptr().add(8)),
+                            )
+                        };
+                        let check = _mm256_add_ps(_mm256_sub_ps(a, a), _mm256_sub_ps(b, b));
+                        poison = _mm256_add_ps(poison, check);
+                        low[r] = _mm256_min_ps(a, b);
+                        high[r] = _mm256_max_ps(a, b);
+                    }
+                    pairs_low[pair] = reduce_pair(low[0], low[1], min);
+                    pairs_high[pair] = reduce_pair(high[0], high[1], max);
+                }
+                quads_low[quad] = reduce_quad(pairs_low[0], pairs_low[1], min);
+                quads_high[quad] = reduce_quad(pairs_high[0], pairs_high[1], max);
+            }
+            let low = reduce_halves(quads_low[0], quads_low[1], min);
+            let high = reduce_halves(quads_high[0], quads_high[1], max);
+            if let Some(out) = mins.get_mut(slot..slot + 8) {
+                // SAFETY: `out` is 8 floats.
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr(), low) };
+            }
+            slot += 8;
+            // Spans in f64: max - min of finite floats can overflow f32.
+            let halves = [
+                (_mm256_castps256_ps128(low), _mm256_castps256_ps128(high)),
+                (
+                    _mm256_extractf128_ps::<1>(low),
+                    _mm256_extractf128_ps::<1>(high),
+                ),
+            ];
+            for (span, (lo, hi)) in spans.iter_mut().zip(halves) {
+                let width = _mm256_sub_pd(_mm256_cvtps_pd(hi), _mm256_cvtps_pd(lo));
+                *span = _mm256_max_pd(*span, width);
+            }
+        }
+        for row in rest {
             // SAFETY: a row is 16 floats: two 8-float loads.
             let (a, b) = unsafe {
                 (
@@ -60,26 +115,67 @@ fn row_minima_avx2(tables: &[&[f32]], mins: &mut [f32]) -> Option<f64> {
                     _mm256_loadu_ps(row.as_ptr().add(8)),
                 )
             };
-            let abs_a = _mm256_andnot_ps(sign, a);
-            let abs_b = _mm256_andnot_ps(sign, b);
-            finite = _mm256_and_ps(finite, _mm256_cmp_ps::<_CMP_LT_OQ>(abs_a, infinity));
-            finite = _mm256_and_ps(finite, _mm256_cmp_ps::<_CMP_LT_OQ>(abs_b, infinity));
+            poison = _mm256_add_ps(
+                poison,
+                _mm256_add_ps(_mm256_sub_ps(a, a), _mm256_sub_ps(b, b)),
+            );
             let lo = horizontal_min(_mm256_min_ps(a, b));
             let hi = horizontal_max(_mm256_max_ps(a, b));
-            if let Some(slot) = out.next() {
-                *slot = lo;
+            if let Some(out) = mins.get_mut(slot) {
+                *out = lo;
             }
+            slot += 1;
             max_span = max_span.max(f64::from(hi) - f64::from(lo));
         }
     }
-    (_mm256_movemask_ps(finite) == 0xff).then_some(max_span)
+    let mut lanes = [0.0f64; 8];
+    // SAFETY: `lanes` holds two 4-double vectors.
+    unsafe {
+        _mm256_storeu_pd(lanes.as_mut_ptr(), spans[0]);
+        _mm256_storeu_pd(lanes.as_mut_ptr().add(4), spans[1]);
+    }
+    let max_span = lanes.iter().fold(max_span, |m, &x| m.max(x));
+    let finite = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_UNORD_Q>(poison, poison)) == 0;
+    finite.then_some(max_span)
+}
+
+// A transposing reduction of eight rows' partial vectors (row r ends in lane r), in three
+// stages so that few registers are live: pairs, quads, then the 128-bit halves.
+
+/// Per 128-bit half: `[r0, r1, r0, r1]` partials of rows `a`, `b`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+fn reduce_pair(a: __m256, b: __m256, op: impl Fn(__m256, __m256) -> __m256) -> __m256 {
+    op(_mm256_unpacklo_ps(a, b), _mm256_unpackhi_ps(a, b))
+}
+
+/// Per 128-bit half: `[r0, r1, r2, r3]` partials from two pair results.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+fn reduce_quad(a: __m256, b: __m256, op: impl Fn(__m256, __m256) -> __m256) -> __m256 {
+    op(
+        _mm256_shuffle_ps::<0x44>(a, b),
+        _mm256_shuffle_ps::<0xEE>(a, b),
+    )
+}
+
+/// Lanes `r0..r7` from two quad results (rows 0-3 and 4-7).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2")]
+fn reduce_halves(a: __m256, b: __m256, op: impl Fn(__m256, __m256) -> __m256) -> __m256 {
+    op(
+        _mm256_permute2f128_ps::<0x20>(a, b),
+        _mm256_permute2f128_ps::<0x31>(a, b),
+    )
 }
 
 #[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "avx2")]
-fn horizontal_min(x: std::arch::x86_64::__m256) -> f32 {
-    use std::arch::x86_64::*;
+fn horizontal_min(x: __m256) -> f32 {
     let x = _mm_min_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps::<1>(x));
     let x = _mm_min_ps(x, _mm_movehl_ps(x, x));
     let x = _mm_min_ss(x, _mm_shuffle_ps::<0b01>(x, x));
@@ -89,8 +185,7 @@ fn horizontal_min(x: std::arch::x86_64::__m256) -> f32 {
 #[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "avx2")]
-fn horizontal_max(x: std::arch::x86_64::__m256) -> f32 {
-    use std::arch::x86_64::*;
+fn horizontal_max(x: __m256) -> f32 {
     let x = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps::<1>(x));
     let x = _mm_max_ps(x, _mm_movehl_ps(x, x));
     let x = _mm_max_ss(x, _mm_shuffle_ps::<0b01>(x, x));
@@ -107,7 +202,6 @@ fn levels_avx2(
     stride: usize,
     data: &mut [u8],
 ) {
-    use std::arch::x86_64::*;
     let scale = _mm256_set1_ps(scale);
     let max_level = _mm256_set1_ps(f32::from(max_entry));
     let round = _mm256_set1_ps(ROUND);

@@ -83,7 +83,7 @@ impl QuantizedTables {
         );
         let offsets = mins
             .chunks_exact(m)
-            .map(|row_mins| row_mins.iter().map(|&x| f64::from(x)).sum::<f64>() as f32)
+            .map(|row_mins| sum_f64(row_mins) as f32)
             .collect();
         Ok(QuantizedTables {
             scale,
@@ -165,6 +165,17 @@ impl QuantizedTables {
         }
         Some(lo)
     }
+}
+
+/// Sum in f64 with four independent accumulators (short dependency chains).
+fn sum_f64(values: &[f32]) -> f64 {
+    let mut acc = [0.0f64; 4];
+    for chunk in values.chunks(4) {
+        for (a, &x) in acc.iter_mut().zip(chunk) {
+            *a += f64::from(x);
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3])
 }
 
 /// Whether the AVX2 compilation of the passes can run here.

@@ -401,7 +401,7 @@ fn quantization_error_is_within_the_documented_bound() {
 #[test]
 fn quantize_paths_agree_bit_for_bit() {
     let mut rng = SeededRng::new(10);
-    for m in [1usize, 3, 16, 32, 64] {
+    for m in [1usize, 3, 11, 16, 32, 64] {
         let tables = float_tables(&mut rng, 5, m);
         let refs: Vec<&[f32]> = tables.iter().map(Vec::as_slice).collect();
         let portable = QuantizedTables::quantize_on(&refs, m, false).unwrap();
@@ -423,8 +423,18 @@ fn quantize_edge_cases() {
     assert!(QuantizedTables::quantize(&[&[0.0; 15]], 1).is_err());
     let mut nan = [1.0f32; 16];
     nan[3] = f32::NAN;
+    let mut wide_nan = vec![1.0f32; 16 * 11];
     for avx2 in [false, true] {
         assert!(QuantizedTables::quantize_on(&[&[0.0; 16], &nan], 1, avx2).is_err());
+        // A NaN inside an 8-row group and inside the leftover rows.
+        for pos in [37, 16 * 9 + 5] {
+            wide_nan[pos] = f32::NAN;
+            assert!(QuantizedTables::quantize_on(&[&wide_nan], 11, avx2).is_err());
+            wide_nan[pos] = f32::INFINITY;
+            assert!(QuantizedTables::quantize_on(&[&wide_nan], 11, avx2).is_err());
+            wide_nan[pos] = 1.0;
+        }
+        assert!(QuantizedTables::quantize_on(&[&wide_nan], 11, avx2).is_ok());
     }
     let mut inf = [1.0f32; 16];
     inf[3] = f32::INFINITY;
