@@ -3,8 +3,9 @@
 //!
 //! A 4-bit PQ code has `m` sub-quantizers with 16 centroids each, so a sub-quantizer's
 //! distance table has 16 entries and fits in one 128-bit register. Quantised to u8, a
-//! single byte shuffle (`pshufb` / `vpshufb` on x86-64, `tbl` on aarch64) looks up 16 (SSE),
-//! 32 (AVX2) or 64 (AVX-512) codes at once; the sums are kept exactly in u16 lanes.
+//! single byte shuffle (`vpshufb` / `vpermb` on x86-64, `tbl` on aarch64) looks up 16
+//! (NEON), 32 (AVX2) or 64 (AVX-512) codes at once; sums are exact integers (u16 lanes, or
+//! u32 lanes in the VNNI kernel, reported as u16).
 //!
 //! # Block layout (what [`pack`] writes and every kernel reads)
 //!
@@ -33,8 +34,9 @@
 //! one 256-bit load of each gives an AVX2 shuffle whose low 128-bit lane scores
 //! sub-quantizer `2p` and whose high lane scores `2p + 1`, for vectors 0–15 (low nibbles)
 //! or 16–31 (high nibbles). AVX-512 loads two pairs (64 bytes) of codes and of table at
-//! once, NEON one 16-byte half of a pair at a time. Nothing is permuted, so sums come out
-//! in vector order.
+//! once (the VBMI kernel then transposes the 64 code bytes in-register with one `vpermb`),
+//! NEON one 16-byte half of a pair at a time. Nothing is permuted in memory, so sums come
+//! out in vector order.
 //!
 //! # Tables and sums
 //!
@@ -53,8 +55,9 @@
 //! 32 sums against the current threshold with vector compares, so a block without
 //! candidates costs no per-vector branch.
 //!
-//! Measured on the project machine (AMD EPYC Zen 4, 8,192 codes in L2, min of interleaved
-//! rounds; `/tmp` harness described in the session report): m = 16 / 32 / 64 give
+//! Measured on the project machine (AMD EPYC Zen 4, one thread, 8,192 codes in L2, best of
+//! 20 interleaved rounds per kernel; the criterion bench is
+//! `cargo bench -p vladdb-benches --bench fastscan`): m = 16 / 32 / 64 give
 //! avx2 3.30 / 1.87 / 1.02, avx512 (`vpshufb`, two pairs per register) 3.04 / 1.86 / 1.05,
 //! avx512vbmi 4.88 / 2.71 / 1.43 billion codes per second. Zen 4 splits 512-bit
 //! instructions in two, so the plain 512-bit `vpshufb` kernel gains nothing there; the
@@ -109,6 +112,7 @@ pub fn packed_len(n: usize, m: usize) -> usize {
 /// One implementation of the fast-scan kernels. [`available`] lists those this CPU runs;
 /// calling a kernel the CPU lacks returns an error instead of executing it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Kernel {
     /// Portable Rust: 32 sums per block, then a scalar threshold mask.
     Scalar,
