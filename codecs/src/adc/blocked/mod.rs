@@ -21,6 +21,15 @@
 //! it is offered, and the byte threshold follows the top-k as it tightens. Without VBMI,
 //! or for tables that cannot be quantized safely (a `-inf` entry, minima near `f32::MAX`),
 //! the scan does float look-ups on the blocked layout with a per-block minimum test.
+//!
+//! **Measured** (`benches/adc_blocked.rs`, AMD EPYC with AVX-512 VBMI, busy machine,
+//! interleaved thread-CPU-time medians, m = 16, k = 100, against `adc::scanner(16, 256)`):
+//! a 250-code list into a full top-100 (the 16th list of an nprobe = 16 search) 1.7-1.8x
+//! faster, of which the table quantization and block filter take 0.41-0.44 us; an empty
+//! top-100 (every code until the 100th is pushed either way) 0.95x; 1M codes 3.3-6.6x; a
+//! real IVF1024,PQ16 search on debian-sift (nprobe 16, ~4,100 codes and ~290 top-k pushes
+//! per query, results identical to the reference) 1.2-1.3x per query, where the pushes and
+//! the first (unfiltered) list dominate.
 
 mod quantize;
 #[cfg(target_arch = "x86_64")]
