@@ -24,8 +24,8 @@ const MIN_FILTERED: usize = 128;
 /// Quantized tables of up to this many sub-quantizers live on the stack.
 const STACK_M: usize = 64;
 
-/// [`super::scan`] on a CPU where [`available`] is true, with shapes already validated
-/// (`packed.len() == packed_len(n, m)`, `lut.len() == m * 256`, `ids.len() == n`).
+/// [`super::scan`] with shapes already validated (`packed.len() == packed_len(n, m)`,
+/// `lut.len() == m * 256`, `ids.len() == n`); filters only where [`available`] is true.
 pub(super) fn scan(
     lut: &[f32],
     m: usize,
@@ -51,8 +51,9 @@ pub(super) fn scan(
     if remaining == 0 {
         return;
     }
-    // Quantizing the table costs about as much as scanning MIN_FILTERED vectors exactly.
-    if m > MAX_QUANTIZED_M || remaining < MIN_FILTERED {
+    // Too few vectors left for the quantization to pay, or no kernel (the caller checks
+    // `available()` too; checking here keeps this safe function sound on its own).
+    if m > MAX_QUANTIZED_M || remaining < MIN_FILTERED || !available() {
         scan_exact_blocks(lut, m, packed, ids, bias, top, first_block);
         return;
     }
