@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 
+use crate::adc::blocked;
 use crate::error::{CodecError, Result};
 use crate::fastscan;
 
@@ -23,6 +24,13 @@ pub enum ListLayout {
         /// Sub-quantizers per vector.
         m: usize,
     },
+    /// 8-bit PQ codes of `m` sub-quantizers in blocks of [`blocked::BLOCK`] vectors, one
+    /// 64-byte row per sub-quantizer (layout in `docs/format.md`), scanned with byte-table
+    /// shuffles and an exact float re-check.
+    Blocked8 {
+        /// Sub-quantizers per vector.
+        m: usize,
+    },
 }
 
 impl ListLayout {
@@ -31,7 +39,7 @@ impl ListLayout {
     pub fn code_size(&self) -> usize {
         match *self {
             ListLayout::Rows { code_size } => code_size,
-            ListLayout::FastScan { m } => m,
+            ListLayout::FastScan { m } | ListLayout::Blocked8 { m } => m,
         }
     }
 
@@ -40,6 +48,7 @@ impl ListLayout {
         match *self {
             ListLayout::Rows { code_size } => n * code_size,
             ListLayout::FastScan { m } => fastscan::packed_len(n, m),
+            ListLayout::Blocked8 { m } => blocked::packed_len(n, m),
         }
     }
 
@@ -63,6 +72,7 @@ impl ListLayout {
                 Ok(())
             }
             ListLayout::FastScan { m } => fastscan::pack_into(row_codes, n, m, out),
+            ListLayout::Blocked8 { m } => blocked::pack_into(row_codes, n, m, out),
         }
     }
 
@@ -78,6 +88,7 @@ impl ListLayout {
         match *self {
             ListLayout::Rows { .. } => Ok(Cow::Borrowed(bytes)),
             ListLayout::FastScan { m } => fastscan::unpack(bytes, n, m).map(Cow::Owned),
+            ListLayout::Blocked8 { m } => blocked::unpack(bytes, n, m).map(Cow::Owned),
         }
     }
 
@@ -127,5 +138,18 @@ mod tests {
         assert_eq!(offs[3], (l.list_bytes(33) + l.list_bytes(12)) as u64);
         assert!(l.unpack(&out, n).is_err());
         assert!(l.pack_into(&[16; 5], 1, &mut out).is_err());
+    }
+
+    #[test]
+    fn blocked8_round_trip_and_offsets() {
+        let l = ListLayout::Blocked8 { m: 3 };
+        let n = 70;
+        let codes: Vec<u8> = (0..n * 3).map(|i| (i * 37 % 256) as u8).collect();
+        let mut out = Vec::new();
+        l.pack_into(&codes, n, &mut out).unwrap();
+        assert_eq!(out.len(), l.list_bytes(n));
+        assert_eq!(l.list_bytes(n), 128 * 3);
+        assert_eq!(&*l.unpack(&out, n).unwrap(), &codes[..]);
+        assert_eq!(l.byte_offsets(&[0, 64, 70]), vec![0, 192, 384]);
     }
 }

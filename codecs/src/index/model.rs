@@ -333,6 +333,7 @@ impl IndexModel {
     pub fn layout(&self) -> ListLayout {
         match self.spec.quantizer {
             QuantizerSpec::FastScan { m } => ListLayout::FastScan { m },
+            QuantizerSpec::Pq { m, nbits: 8 } => ListLayout::Blocked8 { m },
             _ => ListLayout::Rows {
                 code_size: self.code_size(),
             },
@@ -677,11 +678,18 @@ impl IndexModel {
             }
             Quantizer::Pq(pq) => {
                 let scanner = self.scanner.unwrap_or_else(|| adc::scanner(pq.m, pq.ksub));
-                if self.coarse.is_none() {
-                    return scanner.scan(&ctx.query_lut, codes, ids, 0.0, top);
+                let blocked = matches!(self.layout(), ListLayout::Blocked8 { .. });
+                let (lut, bias) = if self.coarse.is_none() {
+                    (&ctx.query_lut, 0.0)
+                } else {
+                    let coarse_dis = self.list_table(ctx, pq, list_no)?;
+                    (&ctx.list_lut, coarse_dis)
+                };
+                if blocked {
+                    adc::blocked::scan(lut, pq.m, codes, ids.len(), ids, bias, top)
+                } else {
+                    scanner.scan(lut, codes, ids, bias, top)
                 }
-                let coarse_dis = self.list_table(ctx, pq, list_no)?;
-                scanner.scan(&ctx.list_lut, codes, ids, coarse_dis, top)
             }
         }
     }
