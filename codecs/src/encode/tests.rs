@@ -312,7 +312,11 @@ fn two_word_vlad_rotated(power: Option<f32>, intra: bool) -> Vec<f32> {
         .unwrap()
         .with_local_rotations(vec![c, c, -c, c, 0.0, 1.0, 1.0, 0.0])
         .unwrap();
-    assert!(enc.spec_token().ends_with("_noroot_lcs"), "{}", enc.spec_token());
+    assert!(
+        enc.spec_token().ends_with("_noroot_lcs"),
+        "{}",
+        enc.spec_token()
+    );
     let mut out = vec![0.0; 4];
     enc.encode(&[1.0, 2.0, -1.0, 1.0, 12.0, -1.0], &mut out)
         .unwrap();
@@ -396,6 +400,16 @@ fn fitted_local_rotations_are_orthonormal_and_deterministic() {
         })
     };
     assert_eq!(on(1), on(3));
+    // Batches rotate word by word across images, single images alone: same codes.
+    let (codes, _) = encode_sets(enc.as_ref(), &sets).unwrap();
+    let d = enc.dim_out();
+    let mut one = vec![0.0f32; d];
+    for i in 0..sets.len() {
+        let mut set = Vec::new();
+        sets.images_f32_into(i, i + 1, &mut set);
+        enc.encode(&set, &mut one).unwrap();
+        assert_eq!(&codes[i * d..(i + 1) * d], &one[..], "image {i}");
+    }
 }
 
 #[test]
