@@ -278,29 +278,54 @@ fn descriptor_set_database_trains_adds_searches_and_reopens() {
     let sets = DescriptorSets::new(view(&descriptors), &offsets).expect("sets");
     let names: Vec<String> = (0..80).map(|i| format!("image-{i}.png")).collect();
     let p = params(3, 1);
-    {
-        let db = Database::create(&path, "VLAD8,Flat", DIM).expect("create");
-        assert!(db.has_encoder());
-        assert_eq!(db.index_dim(), 8 * DIM);
-        assert!(
-            db.train(&view(&descriptors)).is_err(),
-            "vectors cannot train an encoder spec"
-        );
-        db.train_sets(&sets).expect("train on sets");
-        db.add_sets(&sets, &ids(0..80), Some(&names))
-            .expect("add sets");
-        db.commit().expect("commit");
-    }
-    let db = Database::open(&path).expect("reopen");
-    let hits = db.search_sets(&sets, &p).expect("search sets");
-    for (i, h) in hits.iter().enumerate() {
-        if i == 7 {
-            continue; // the empty image encodes to zeros
+    // `_lcs` also stores per-word rotations in the model file: the reopened database
+    // must encode queries exactly as the one that trained.
+    let mut plain: Option<Vec<f32>> = None;
+    for spec in ["VLAD8,Flat", "VLAD8_lcs,Flat"] {
+        let path = path.join(spec);
+        let before;
+        {
+            let db = Database::create(&path, spec, DIM).expect("create");
+            assert!(db.has_encoder());
+            assert_eq!(db.index_dim(), 8 * DIM);
+            assert!(
+                db.train(&view(&descriptors)).is_err(),
+                "vectors cannot train an encoder spec"
+            );
+            db.train_sets(&sets).expect("train on sets");
+            db.add_sets(&sets, &ids(0..80), Some(&names))
+                .expect("add sets");
+            db.commit().expect("commit");
+            before = (
+                db.encode_sets(&sets).expect("encode"),
+                db.search_sets(&sets, &p).expect("search sets"),
+            );
         }
-        assert_eq!(h[0].id, i as u64, "image {i} should find itself first");
-        assert_eq!(h[0].name.as_deref(), Some(names[i].as_str()));
+        let db = Database::open(&path).expect("reopen");
+        let hits = db.search_sets(&sets, &p).expect("search sets");
+        assert_eq!(
+            db.encode_sets(&sets).expect("encode"),
+            before.0,
+            "{spec}: encodings changed"
+        );
+        assert_eq!(hits, before.1, "{spec}: results changed on reopen");
+        // Same vocabulary (same seed): only the stored rotations make `_lcs` differ.
+        match &plain {
+            None => plain = Some(before.0.clone()),
+            Some(p) => assert_ne!(p, &before.0, "{spec}: the rotations were lost"),
+        }
+        for (i, h) in hits.iter().enumerate() {
+            if i == 7 {
+                continue; // the empty image encodes to zeros
+            }
+            assert_eq!(
+                h[0].id, i as u64,
+                "{spec}: image {i} should find itself first"
+            );
+            assert_eq!(h[0].name.as_deref(), Some(names[i].as_str()));
+        }
+        Database::verify(&path).expect("verify");
     }
-    Database::verify(&path).expect("verify");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Storing a trained local-descriptor encoder (VLAD, Fisher, BoF) in the model file: its
 //! canonical spec token (which fixes every option) plus its arrays as f32 sections
-//! (`enc_centroids`, `enc_idf`, `gmm_weights`, `gmm_means`, `gmm_vars`).
+//! (`enc_centroids`, `enc_rotations` for `_lcs`, `enc_idf`, `gmm_weights`, `gmm_means`,
+//! `gmm_vars`).
 
 use std::sync::Arc;
 
@@ -18,7 +19,11 @@ pub type EncoderArrays<'a> = Vec<(&'static str, &'a [f32])>;
 pub fn encoder_sections(enc: &dyn SetEncoder) -> Result<(String, EncoderArrays<'_>)> {
     let any = enc.as_any();
     let sections: Vec<(&'static str, &[f32])> = if let Some(v) = any.downcast_ref::<VladEncoder>() {
-        vec![("enc_centroids", v.centroids.as_slice())]
+        let mut s = vec![("enc_centroids", v.centroids.as_slice())];
+        if !v.local_rotations.is_empty() {
+            s.push(("enc_rotations", v.local_rotations.as_slice()));
+        }
+        s
     } else if let Some(f) = any.downcast_ref::<FisherEncoder>() {
         vec![
             ("gmm_weights", f.gmm.weights.as_slice()),
@@ -56,11 +61,12 @@ pub fn load_encoder(
                 soft_alpha: spec.soft_alpha,
                 residual_norm: spec.residual_norm,
             };
-            Arc::new(VladEncoder::from_parts(
-                section("enc_centroids")?,
-                dim_in,
-                params,
-            )?)
+            let encoder = VladEncoder::from_parts(section("enc_centroids")?, dim_in, params)?;
+            Arc::new(if spec.local_rotations {
+                encoder.with_local_rotations(section("enc_rotations")?)?
+            } else {
+                encoder
+            })
         }
         EncoderKind::Fisher => {
             let gmm = DiagGmm::from_parts(
