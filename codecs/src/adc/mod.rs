@@ -8,8 +8,8 @@
 //! so that codes which cannot enter never touch the heap. [`distances_scalar`] is the
 //! reference every kernel is tested against.
 
-mod kernels;
 pub mod blocked;
+mod kernels;
 pub mod tables;
 #[cfg(target_arch = "x86_64")]
 mod x86;
