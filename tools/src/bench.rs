@@ -46,7 +46,7 @@ pub struct BenchArgs {
     /// Search threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// Re-rank factor for specs that store vectors (`,RFlat`): re-score k × F candidates.
+    /// Re-rank factor for specs that store vectors (`,RFlat` or `,RF16`): re-score k × F candidates.
     #[arg(long, default_value_t = 0)]
     pub rerank: usize,
     /// Timed passes per operating point; the best is reported (default: 1 for Flat, 3 otherwise).

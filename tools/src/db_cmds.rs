@@ -86,7 +86,7 @@ pub struct SearchArgs {
     /// Inverted lists probed per query (IVF specs; default 16, or all lists when fewer).
     #[arg(long)]
     pub nprobe: Option<usize>,
-    /// Re-rank factor (specs ending in ,RFlat): re-score k × F candidates exactly.
+    /// Re-rank factor (specs ending in ,RFlat or ,RF16): re-score k × F candidates with the stored vectors.
     #[arg(long, default_value_t = 0)]
     pub rerank: usize,
     /// One JSON object per query.
