@@ -28,7 +28,7 @@ pub fn run(args: &DemoArgs) -> CliResult<()> {
         ));
     }
     println!("vladdb demo on {}", dir.display());
-    let args_for = |spec: &str, nprobe: Vec<usize>| BenchArgs {
+    let args_for = |spec: &str, nprobe: Vec<usize>, rerank: usize| BenchArgs {
         base: Some(file("base.bvecs")),
         query: Some(file("query.bvecs")),
         learn: Some(file("learn.bvecs")),
@@ -38,7 +38,7 @@ pub fn run(args: &DemoArgs) -> CliResult<()> {
         nprobe,
         k: 100,
         threads: args.threads,
-        rerank: 0,
+        rerank,
         runs: Some(3),
         json: false,
         memory: false,
@@ -49,12 +49,17 @@ pub fn run(args: &DemoArgs) -> CliResult<()> {
         plotting: Default::default(),
     };
     println!("\n1. exact search, straight over the memory-mapped file (the yardstick):");
-    bench::run(&args_for("Flat", vec![1]))?;
+    bench::run(&args_for("Flat", vec![1], 0))?;
     println!(
         "\n2. IVF256,PQ16 through the engine: trained on learn.bvecs, 16 bytes per vector in a\n   \
          memory-mapped segment, searched at several nprobe (recall against the exact top-100):"
     );
-    bench::run(&args_for("IVF256,PQ16", vec![1, 4, 16, 64]))?;
+    bench::run(&args_for("IVF256,PQ16", vec![1, 4, 16, 64], 0))?;
+    println!(
+        "\n3. 4-bit fast scan (IVF256,PQ32x4fs: 16 bytes per vector scored in SIMD registers),\n   \
+         with the vectors also stored (RFlat) to re-rank 8 × k candidates exactly:"
+    );
+    bench::run(&args_for("IVF256,PQ32x4fs,RFlat", vec![4, 16], 8))?;
     println!(
         "\nR1@R: the true nearest neighbour is among the first R results; R10@10: overlap of the\n\
          top-10 with the true top-10. More: README.md, docs/benchmarks.md."
