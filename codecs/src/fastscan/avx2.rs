@@ -6,7 +6,7 @@
 //! u16 lanes (even byte + 256 x odd byte, mod 2^16) and once shifted right by 8 (odd bytes
 //! alone); at the end `even = all - (odd << 8)`, exact because every true sum fits in u16.
 
-use super::{BLOCK, block_bytes, report_block, valid_rows};
+use super::{BLOCK, block_bytes};
 use std::arch::x86_64::*;
 
 /// Running u16 sums of one block: `all` / `odd` for the low nibbles (vectors 0-15) and the
@@ -122,36 +122,4 @@ fn store(sums: &[__m128i; 4], out: &mut [u16; BLOCK]) {
     }
 }
 
-/// # Safety
-/// AVX2 available; `table` has `>= 16 m` bytes and `block` `block_bytes(m)` bytes.
-#[target_feature(enable = "avx2")]
-pub(super) unsafe fn block_sums(table: &[u8], m: usize, block: &[u8], out: &mut [u16; BLOCK]) {
-    // SAFETY: forwarded contract.
-    let sums = unsafe { block_vectors(table, m, block) };
-    store(&sums, out);
-}
-
-/// # Safety
-/// AVX2 available; arguments validated by `check_scan_args`.
-#[target_feature(enable = "avx2")]
-pub(super) unsafe fn scan(
-    table: &[u8],
-    m: usize,
-    packed: &[u8],
-    n: usize,
-    threshold: u16,
-    hit: &mut impl FnMut(usize, u16) -> u16,
-) {
-    let mut threshold = threshold;
-    let mut stored = [0u16; BLOCK];
-    for (b, block) in packed.chunks_exact(block_bytes(m)).enumerate() {
-        // SAFETY: validated lengths: the table has >= 16 m bytes, each chunk is one block.
-        let sums = unsafe { block_vectors(table, m, block) };
-        let valid = valid_rows(n, b);
-        let mask = threshold_mask(&sums, threshold) & valid;
-        if mask != 0 {
-            store(&sums, &mut stored);
-            report_block(mask, valid, &stored, b * BLOCK, &mut threshold, hit);
-        }
-    }
-}
+super::kernel_entry_points!("avx2", "AVX2");

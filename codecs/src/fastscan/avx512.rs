@@ -6,7 +6,7 @@
 //! Widening to u16 works as in the AVX2 kernel (`even = all - (odd << 8)`); threshold
 //! compares use `vpcmpuw` into a mask register.
 
-use super::{BLOCK, block_bytes, report_block, valid_rows};
+use super::{BLOCK, block_bytes};
 use std::arch::x86_64::*;
 
 /// Running u16 sums of one block; lane `k` of each register holds sub-quantizer `4q + k`.
@@ -144,36 +144,4 @@ fn store(sums: &[__m256i; 2], out: &mut [u16; BLOCK]) {
     }
 }
 
-/// # Safety
-/// AVX-512F/BW/VL available; `table` has `>= 16 m` bytes and `block` `block_bytes(m)` bytes.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub(super) unsafe fn block_sums(table: &[u8], m: usize, block: &[u8], out: &mut [u16; BLOCK]) {
-    // SAFETY: forwarded contract.
-    let sums = unsafe { block_vectors(table, m, block) };
-    store(&sums, out);
-}
-
-/// # Safety
-/// AVX-512F/BW/VL available; arguments validated by `check_scan_args`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub(super) unsafe fn scan(
-    table: &[u8],
-    m: usize,
-    packed: &[u8],
-    n: usize,
-    threshold: u16,
-    hit: &mut impl FnMut(usize, u16) -> u16,
-) {
-    let mut threshold = threshold;
-    let mut stored = [0u16; BLOCK];
-    for (b, block) in packed.chunks_exact(block_bytes(m)).enumerate() {
-        // SAFETY: validated lengths: the table has >= 16 m bytes, each chunk is one block.
-        let sums = unsafe { block_vectors(table, m, block) };
-        let valid = valid_rows(n, b);
-        let mask = threshold_mask(&sums, threshold) & valid;
-        if mask != 0 {
-            store(&sums, &mut stored);
-            report_block(mask, valid, &stored, b * BLOCK, &mut threshold, hit);
-        }
-    }
-}
+super::kernel_entry_points!("avx512f,avx512bw,avx512vl", "AVX-512F/BW/VL");

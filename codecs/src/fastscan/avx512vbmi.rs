@@ -6,7 +6,7 @@
 //! the `vpshufb` kernel needs 11, and no u16 widening tricks. Only reached through
 //! [`super::Kernel`], after AVX-512F/BW/VL/VBMI/VNNI were detected.
 
-use super::{BLOCK, block_bytes, report_block, valid_rows};
+use super::{BLOCK, block_bytes};
 use std::arch::x86_64::*;
 
 /// `vpternlogd` truth table of `(a & b) | c`.
@@ -134,37 +134,7 @@ fn store(sums: &[__m256i; 2], out: &mut [u16; BLOCK]) {
     }
 }
 
-/// # Safety
-/// AVX-512F/BW/VL/VBMI/VNNI available; `table` has `>= 16 m` bytes and `block`
-/// `block_bytes(m)` bytes.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni")]
-pub(super) unsafe fn block_sums(table: &[u8], m: usize, block: &[u8], out: &mut [u16; BLOCK]) {
-    // SAFETY: forwarded contract.
-    let sums = unsafe { block_vectors(table, m, block) };
-    store(&sums, out);
-}
-
-/// # Safety
-/// AVX-512F/BW/VL/VBMI/VNNI available; arguments validated by `check_scan_args`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni")]
-pub(super) unsafe fn scan(
-    table: &[u8],
-    m: usize,
-    packed: &[u8],
-    n: usize,
-    threshold: u16,
-    hit: &mut impl FnMut(usize, u16) -> u16,
-) {
-    let mut threshold = threshold;
-    let mut stored = [0u16; BLOCK];
-    for (b, block) in packed.chunks_exact(block_bytes(m)).enumerate() {
-        // SAFETY: validated lengths: the table has >= 16 m bytes, each chunk is one block.
-        let sums = unsafe { block_vectors(table, m, block) };
-        let valid = valid_rows(n, b);
-        let mask = threshold_mask(&sums, threshold) & valid;
-        if mask != 0 {
-            store(&sums, &mut stored);
-            report_block(mask, valid, &stored, b * BLOCK, &mut threshold, hit);
-        }
-    }
-}
+super::kernel_entry_points!(
+    "avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni",
+    "AVX-512F/BW/VL/VBMI/VNNI"
+);

@@ -63,6 +63,62 @@
 //! instructions in two, so the plain 512-bit `vpshufb` kernel gains nothing there; the
 //! `vpermb` kernel wins by needing 8 instructions per 128 look-ups instead of 11.
 
+/// The two entry points every SIMD kernel module exposes, written once: `block_sums` and
+/// the `scan` driver (blocks, threshold masks, reporting). Expanded inside each module so
+/// that its own `block_vectors`, `threshold_mask` and `store` inline into one
+/// `#[target_feature]` function.
+macro_rules! kernel_entry_points {
+    ($feature:literal, $isa:literal) => {
+        /// # Safety
+        #[doc = concat!($isa, " available; `table` has `>= 16 m` bytes and `block` `block_bytes(m)` bytes.")]
+        #[target_feature(enable = $feature)]
+        pub(super) unsafe fn block_sums(
+            table: &[u8],
+            m: usize,
+            block: &[u8],
+            out: &mut [u16; super::BLOCK],
+        ) {
+            // SAFETY: forwarded contract.
+            let sums = unsafe { block_vectors(table, m, block) };
+            store(&sums, out);
+        }
+
+        /// # Safety
+        #[doc = concat!($isa, " available; arguments validated by `check_scan_args`.")]
+        #[target_feature(enable = $feature)]
+        pub(super) unsafe fn scan(
+            table: &[u8],
+            m: usize,
+            packed: &[u8],
+            n: usize,
+            threshold: u16,
+            hit: &mut impl FnMut(usize, u16) -> u16,
+        ) {
+            let mut threshold = threshold;
+            let mut stored = [0u16; super::BLOCK];
+            for (b, block) in packed.chunks_exact(super::block_bytes(m)).enumerate() {
+                // SAFETY: validated lengths: the table has >= 16 m bytes, each chunk is one
+                // block.
+                let sums = unsafe { block_vectors(table, m, block) };
+                let valid = super::valid_rows(n, b);
+                let mask = threshold_mask(&sums, threshold) & valid;
+                if mask != 0 {
+                    store(&sums, &mut stored);
+                    super::report_block(
+                        mask,
+                        valid,
+                        &stored,
+                        b * super::BLOCK,
+                        &mut threshold,
+                        hit,
+                    );
+                }
+            }
+        }
+    };
+}
+pub(crate) use kernel_entry_points;
+
 mod pack;
 mod passes;
 mod quantize;

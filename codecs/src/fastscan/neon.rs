@@ -2,7 +2,7 @@
 //! instruction; `uaddw` widens into u16 sums already in vector order. Only reached through
 //! [`super::Kernel`], after NEON was detected.
 
-use super::{BLOCK, block_bytes, report_block, valid_rows};
+use super::{BLOCK, block_bytes};
 use std::arch::aarch64::*;
 
 /// The block's 32 sums in vector order (four registers of eight u16).
@@ -60,36 +60,4 @@ fn store(sums: &[uint16x8_t; 4], out: &mut [u16; BLOCK]) {
     }
 }
 
-/// # Safety
-/// NEON available; `table` has `>= 16 m` bytes and `block` `block_bytes(m)` bytes.
-#[target_feature(enable = "neon")]
-pub(super) unsafe fn block_sums(table: &[u8], m: usize, block: &[u8], out: &mut [u16; BLOCK]) {
-    // SAFETY: forwarded contract.
-    let sums = unsafe { block_vectors(table, m, block) };
-    store(&sums, out);
-}
-
-/// # Safety
-/// NEON available; arguments validated by `check_scan_args`.
-#[target_feature(enable = "neon")]
-pub(super) unsafe fn scan(
-    table: &[u8],
-    m: usize,
-    packed: &[u8],
-    n: usize,
-    threshold: u16,
-    hit: &mut impl FnMut(usize, u16) -> u16,
-) {
-    let mut threshold = threshold;
-    let mut stored = [0u16; BLOCK];
-    for (b, block) in packed.chunks_exact(block_bytes(m)).enumerate() {
-        // SAFETY: validated lengths: the table has >= 16 m bytes, each chunk is one block.
-        let sums = unsafe { block_vectors(table, m, block) };
-        let valid = valid_rows(n, b);
-        let mask = threshold_mask(&sums, threshold) & valid;
-        if mask != 0 {
-            store(&sums, &mut stored);
-            report_block(mask, valid, &stored, b * BLOCK, &mut threshold, hit);
-        }
-    }
-}
+super::kernel_entry_points!("neon", "NEON");
