@@ -1,76 +1,19 @@
-//! IEEE 754 half precision (binary16) for stored re-ranking vectors (`RF16`): exact
-//! conversions (round to nearest even, subnormals, infinities, NaN) and the squared L2
+//! IEEE 754 half precision (binary16) for stored re-ranking vectors (`RF16`): conversions
+//! (the `half` crate's: round to nearest even, subnormals, infinities, NaN) and the squared L2
 //! distance between an `f32` query and a stored half-precision vector, with F16C /
 //! AVX-512 kernels picked at run time and a scalar reference they are tested against.
 
 use std::sync::OnceLock;
 
 /// Converts `f32` to the nearest half-precision value (ties to even); values beyond the
-/// half range become infinities, NaN stays NaN.
+/// half range become infinities, NaN stays NaN (the `half` crate's conversion).
 pub fn f32_to_f16(x: f32) -> u16 {
-    let bits = x.to_bits();
-    let sign = ((bits >> 16) & 0x8000) as u16;
-    let exp = ((bits >> 23) & 0xff) as i32;
-    let man = bits & 0x007f_ffff;
-    if exp == 0xff {
-        // Infinity or NaN (keep a quiet NaN payload bit).
-        return sign
-            | 0x7c00
-            | if man != 0 {
-                0x0200 | (man >> 13) as u16
-            } else {
-                0
-            };
-    }
-    let e = exp - 127 + 15;
-    if e >= 0x1f {
-        return sign | 0x7c00;
-    }
-    if e <= 0 {
-        // Subnormal half (or zero): shift the implicit-one mantissa into place.
-        if e < -10 {
-            return sign;
-        }
-        let m = man | 0x0080_0000;
-        let shift = (14 - e) as u32;
-        let half = 1u32 << (shift - 1);
-        let rest = m & ((1u32 << shift) - 1);
-        let mut out = (m >> shift) as u16;
-        if rest > half || (rest == half && (out & 1) == 1) {
-            out += 1;
-        }
-        return sign | out;
-    }
-    let mut out = ((e as u32) << 10 | (man >> 13)) as u16;
-    let rest = man & 0x1fff;
-    if rest > 0x1000 || (rest == 0x1000 && (out & 1) == 1) {
-        // A carry into the exponent is the correct rounding (up to infinity).
-        out += 1;
-    }
-    sign | out
+    half::f16::from_f32(x).to_bits()
 }
 
 /// Converts a half-precision value to `f32` (exact).
 pub fn f16_to_f32(h: u16) -> f32 {
-    let sign = ((h & 0x8000) as u32) << 16;
-    let exp = ((h >> 10) & 0x1f) as u32;
-    let man = (h & 0x03ff) as u32;
-    let bits = match exp {
-        0 if man == 0 => sign,
-        0 => {
-            // Subnormal: normalise.
-            let mut e = 127 - 15 + 1;
-            let mut m = man;
-            while m & 0x0400 == 0 {
-                m <<= 1;
-                e -= 1;
-            }
-            sign | (e << 23) | ((m & 0x03ff) << 13)
-        }
-        0x1f => sign | 0x7f80_0000 | (man << 13),
-        _ => sign | ((exp + 127 - 15) << 23) | (man << 13),
-    };
-    f32::from_bits(bits)
+    half::f16::from_bits(h).to_f32()
 }
 
 /// Squared L2 distance between `q` and the half-precision vector `v` (same length),
