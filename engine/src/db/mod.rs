@@ -78,6 +78,19 @@ pub struct BufferChunk {
     pub(crate) part: Arc<OwnedPart>,
     /// Ids of this chunk deleted since it was added.
     pub(crate) deleted: Arc<HashSet<u64>>,
+    /// The same rows by row number (what the re-rank scan pushes instead of ids).
+    pub(crate) deleted_rows: Arc<HashSet<u64>>,
+}
+
+impl BufferChunk {
+    /// A chunk of freshly added rows, none deleted.
+    pub(crate) fn new(part: OwnedPart) -> Self {
+        BufferChunk {
+            part: Arc::new(part),
+            deleted: Arc::default(),
+            deleted_rows: Arc::default(),
+        }
+    }
 }
 
 /// The writer's state, guarded by one mutex.

@@ -99,10 +99,7 @@ impl Database {
                         snapshot = self.apply_deletes(&snapshot, &deletes);
                         if !adds.is_empty() {
                             let part = decode_adds(m, &adds, self.spec.refine, &path)?;
-                            snapshot.buffer.push(BufferChunk {
-                                part: Arc::new(part),
-                                deleted: Arc::default(),
-                            });
+                            snapshot.buffer.push(BufferChunk::new(part));
                         }
                         deletes.clear();
                         adds.clear();

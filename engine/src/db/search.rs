@@ -3,9 +3,6 @@
 //! deleted in a part are filtered as they would enter it), optionally re-rank the best
 //! `k × rerank` candidates exactly with the stored vectors, and attach names.
 
-use std::collections::HashSet;
-use std::sync::Arc;
-
 use rayon::prelude::*;
 use vladdb_codecs::index::{IndexModel, QueryContext, SearchParams};
 use vladdb_codecs::{CodecError, TopK};
@@ -285,14 +282,7 @@ fn search_reranked(
     }
     for c in &snap.buffer {
         let view = c.part.view();
-        let excluded = (!c.deleted.is_empty()).then(|| {
-            Arc::new(
-                c.deleted
-                    .iter()
-                    .filter_map(|&id| view.find_row(id).map(|r| r as u64))
-                    .collect::<HashSet<u64>>(),
-            )
-        });
+        let excluded = (!c.deleted_rows.is_empty()).then(|| c.deleted_rows.clone());
         views.push(view);
         scan(view, excluded, views.len() - 1, ctxs)?;
     }

@@ -296,10 +296,7 @@ impl Database {
             stored.as_ref().map(|v| (v, inner)),
             names,
         )?;
-        snapshot.buffer.push(BufferChunk {
-            part: Arc::new(part),
-            deleted: Arc::default(),
-        });
+        snapshot.buffer.push(BufferChunk::new(part));
         let buffered: usize = snapshot.buffer.iter().map(|c| c.part.ids.len()).sum();
         self.publish_snapshot(snapshot);
         if buffered >= self.options.flush_rows {
@@ -350,16 +347,28 @@ impl Database {
     pub(crate) fn apply_deletes(&self, snap: &Snapshot, ids: &[u64]) -> Snapshot {
         let mut buffer = snap.buffer.clone();
         let mut per_segment: HashMap<usize, Vec<usize>> = HashMap::new();
+        let mut per_chunk: HashMap<usize, Vec<u64>> = HashMap::new();
         for &id in ids {
             match locate(snap, id) {
-                Some(Location::Buffer(c)) => {
-                    let mut set: HashSet<u64> = (*buffer[c].deleted).clone();
-                    set.insert(id);
-                    buffer[c].deleted = Arc::new(set);
-                }
+                Some(Location::Buffer(c)) => per_chunk.entry(c).or_default().push(id),
                 Some(Location::Segment(s, row)) => per_segment.entry(s).or_default().push(row),
                 None => {}
             }
+        }
+        // Copy-on-write once per chunk, not once per id.
+        for (c, ids) in per_chunk {
+            let chunk = &mut buffer[c];
+            let view = chunk.part.view();
+            let mut deleted: HashSet<u64> = (*chunk.deleted).clone();
+            let mut rows: HashSet<u64> = (*chunk.deleted_rows).clone();
+            for id in ids {
+                deleted.insert(id);
+                if let Some(row) = view.find_row(id) {
+                    rows.insert(row as u64);
+                }
+            }
+            chunk.deleted = Arc::new(deleted);
+            chunk.deleted_rows = Arc::new(rows);
         }
         let mut segments = snap.segments.clone();
         for (s, rows) in per_segment {
