@@ -372,6 +372,9 @@ fn matmul_impl(
     if m == 0 || n == 0 {
         return;
     }
+    // The `from_shape(..).expect` calls below cannot fail: the asserts above fix each
+    // slice's length to exactly rows × columns, and a contiguous slice of that length
+    // always forms a standard-layout view (`c_block` is `rows × n` by construction).
     let b = if b_transposed {
         ArrayView2::from_shape((n, k), b)
             .expect("b shape checked above")
