@@ -180,3 +180,10 @@ impl<'a> VectorsRef<'a> {
         })
     }
 }
+
+/// True when `v` is an integer in `0..=255` (a byte stored as a float). A truncating cast
+/// instead of `f32::fract`, which is a libm call on x86-64 without SSE4.1 in the baseline.
+#[inline]
+pub fn is_byte(v: f32) -> bool {
+    (0.0..=255.0).contains(&v) && f32::from(v as u8) == v
+}

@@ -74,7 +74,7 @@ impl QueriesU8 {
         for (r, q) in queries.chunks_exact(dim).enumerate() {
             let mut norm = 0i32;
             for (d, &v) in q.iter().enumerate() {
-                if !(0.0..=255.0).contains(&v) || v.fract() != 0.0 {
+                if !crate::vectors::is_byte(v) {
                     return None;
                 }
                 let b = v as i32;

@@ -18,6 +18,7 @@
 //!
 //! Rows whose distance is NaN are never reported.
 
+mod few_u8;
 mod gemm_f32;
 mod gemm_u8;
 mod panels;
@@ -32,6 +33,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
+pub use self::few_u8::PackedBytes;
 use self::gemm_f32::{F32Path, MR};
 use self::gemm_u8::{QueriesU8, U8Path};
 use self::panels::{MAX_U8_DIM, NR, Panels, PanelsU8};
