@@ -10,12 +10,14 @@
 mod layout;
 mod memory;
 mod model;
+mod pass;
 mod pre;
 mod stored;
 
 pub use layout::ListLayout;
 pub use memory::MemoryIndex;
 pub use model::{IndexModel, Quantizer, QueryContext, TrainOptions, validate_spec};
+pub use pass::ListPass;
 pub use pre::PreTransform;
 pub use stored::{StoredModel, StoredParts};
 

@@ -73,10 +73,13 @@ pub struct IndexModel {
 /// list's table. Reusable across queries ([`IndexModel::reset_context`]).
 #[derive(Debug, Clone, Default)]
 pub struct QueryContext {
-    query: Vec<f32>,
-    probes: Vec<(u32, f32)>,
-    query_lut: Vec<f32>,
-    list_lut: Vec<f32>,
+    pub(super) query: Vec<f32>,
+    pub(super) probes: Vec<(u32, f32)>,
+    /// The query's own table: the full ADC table without IVF, else `−2⟨q, y⟩` when
+    /// `query_ip` says it was computed (precomputed-table and shared-pass searches).
+    pub(super) query_lut: Vec<f32>,
+    pub(super) query_ip: bool,
+    pub(super) list_lut: Vec<f32>,
     residual: Vec<f32>,
     /// Fast scan: the float tables of every probed list (`nprobe × m × 16`), their u8
     /// quantization (one scale for all), and each list's additive term (coarse distance).
@@ -502,13 +505,17 @@ impl IndexModel {
         {
             return self.prepare_fast_scan(ctx, pq, m);
         }
+        ctx.query_ip = false;
         if let Quantizer::Pq(pq) = &self.quantizer {
-            ctx.list_lut.resize(pq.lut_len(), 0.0);
-            ctx.query_lut.resize(pq.lut_len(), 0.0);
+            // Sized when first needed: a batch may hold thousands of contexts.
+            ctx.list_lut.clear();
             if self.coarse.is_none() {
+                ctx.query_lut.resize(pq.lut_len(), 0.0);
                 pq.compute_lut_into(query, &mut ctx.query_lut)?;
             } else if self.precomputed.is_some() {
+                ctx.query_lut.resize(pq.lut_len(), 0.0);
                 pq.compute_ip_lut_into(query, -2.0, &mut ctx.query_lut)?;
+                ctx.query_ip = true;
             }
         }
         Ok(())
@@ -537,6 +544,7 @@ impl IndexModel {
                 tables.prefetch(list_no as usize);
             }
             pq.compute_ip_lut_into(&ctx.query, -2.0, &mut ctx.query_lut)?;
+            ctx.query_ip = true;
             for (t, out) in ctx.fs_float.chunks_exact_mut(lut_len).enumerate() {
                 let (list_no, coarse_dis) = ctx.probes[t];
                 crate::adc::tables::add_tables(tables.list(list_no as usize), &ctx.query_lut, out);
@@ -563,6 +571,7 @@ impl IndexModel {
         pq: &ProductQuantizer,
         list_no: usize,
     ) -> Result<f32> {
+        ctx.list_lut.resize(pq.lut_len(), 0.0);
         let Some(cq) = &self.coarse else {
             pq.compute_lut_into(&ctx.query, &mut ctx.list_lut)?;
             return Ok(0.0);
@@ -643,20 +652,7 @@ impl IndexModel {
         ids: &[u64],
         top: &mut TopK,
     ) -> Result<()> {
-        if list_no >= self.nlist() {
-            return Err(CodecError::InvalidParameter(format!(
-                "list {list_no} out of range ({} lists)",
-                self.nlist()
-            )));
-        }
-        let want = self.layout().list_bytes(ids.len());
-        if codes.len() != want {
-            return Err(CodecError::DimensionMismatch {
-                expected: want,
-                got: codes.len(),
-            });
-        }
-        if ids.is_empty() {
+        if !self.check_list_args(list_no, codes, ids)? {
             return Ok(());
         }
         if let QuantizerSpec::FastScan { .. } = self.spec.quantizer {
@@ -677,19 +673,13 @@ impl IndexModel {
                 Ok(())
             }
             Quantizer::Pq(pq) => {
-                let scanner = self.scanner.unwrap_or_else(|| adc::scanner(pq.m, pq.ksub));
-                let blocked = matches!(self.layout(), ListLayout::Blocked8 { .. });
                 let (lut, bias) = if self.coarse.is_none() {
                     (&ctx.query_lut, 0.0)
                 } else {
                     let coarse_dis = self.list_table(ctx, pq, list_no)?;
                     (&ctx.list_lut, coarse_dis)
                 };
-                if blocked {
-                    adc::blocked::scan(lut, pq.m, codes, ids.len(), ids, bias, top)
-                } else {
-                    scanner.scan(lut, codes, ids, bias, top)
-                }
+                self.scan_pq_codes(pq, lut, bias, codes, ids, top)
             }
         }
     }

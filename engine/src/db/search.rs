@@ -4,7 +4,7 @@
 //! `k × rerank` candidates exactly with the stored vectors, and attach names.
 
 use rayon::prelude::*;
-use vladdb_codecs::index::{IndexModel, QueryContext, SearchParams};
+use vladdb_codecs::index::{IndexModel, ListPass, QueryContext, SearchParams};
 use vladdb_codecs::{CodecError, TopK};
 
 use super::part::{Exclusions, PartView};
@@ -45,7 +45,12 @@ impl Database {
         }
         // Blocks of queries: the coarse quantizer runs once per block as one blocked
         // matrix product; a query context (tables, scratch) is reused within a block.
-        let block_rows = (nq / (4 * rayon::current_num_threads())).clamp(8, QUERY_BLOCK);
+        let (max_block, group) = if model.shares_list_terms() {
+            (SHARED_BLOCK, SHARED_BLOCK)
+        } else {
+            (QUERY_BLOCK, GROUP)
+        };
+        let block_rows = (nq / (4 * rayon::current_num_threads())).clamp(8, max_block);
         let nprobe = params.nprobe.clamp(1, model.nlist());
         let inner = model.inner_dim();
         let refine = self.spec.stores_vectors();
@@ -59,7 +64,7 @@ impl Database {
                 let mut first = 0;
                 // Sub-batches share each pass over a list (see `search_group`).
                 while first < xq.len() / inner {
-                    let count = (xq.len() / inner - first).min(GROUP);
+                    let count = (xq.len() / inner - first).min(group);
                     ctxs.resize_with(count, QueryContext::default);
                     for (ctx, qi) in ctxs.iter_mut().zip(first..first + count) {
                         let p = probes.next().unwrap_or_default();
@@ -134,6 +139,11 @@ const QUERY_BLOCK: usize = 256;
 /// probed by several of them is read from memory once for all.
 const GROUP: usize = 32;
 
+/// Queries per block and group when the model shares list terms between the queries
+/// that scan a list (IVF-PQ, see `ListPass`): the larger the group, the more queries per
+/// list share the term.
+const SHARED_BLOCK: usize = 1024;
+
 /// Long lists (an exhaustive index is one list) are scanned in chunks of this many rows,
 /// each chunk by every query of the group before the next, so that it stays in cache.
 /// A multiple of every layout's block size.
@@ -207,6 +217,10 @@ fn scan_part(
         pairs.extend(ctx.probes().iter().map(|p| (p.0, q as u32)));
     }
     pairs.sort_unstable();
+    // Shared list passes pay once a list is scanned by more than one query on average.
+    let distinct = pairs.chunk_by(|a, b| a.0 == b.0).count();
+    let mut pass =
+        (model.shares_list_terms() && 2 * pairs.len() >= 3 * distinct).then(ListPass::default);
     let layout = model.layout();
     let mut locators: Vec<u64> = Vec::new();
     let mut start = 0;
@@ -231,9 +245,24 @@ fn scan_part(
             } else {
                 &ids[lo..hi]
             };
+            if let Some(pass) = pass.as_mut() {
+                model.begin_list_pass(pass, l)?;
+            }
             for &(_, q) in &pairs[start..end] {
                 let q = q as usize;
-                model.scan_list(&mut ctxs[q], l, chunk_codes, chunk_ids, &mut tops[q])?;
+                match pass.as_mut() {
+                    Some(pass) => model.scan_list_in_pass(
+                        &mut ctxs[q],
+                        pass,
+                        l,
+                        chunk_codes,
+                        chunk_ids,
+                        &mut tops[q],
+                    )?,
+                    None => {
+                        model.scan_list(&mut ctxs[q], l, chunk_codes, chunk_ids, &mut tops[q])?
+                    }
+                }
             }
             lo = hi;
         }
