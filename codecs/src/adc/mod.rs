@@ -9,6 +9,7 @@
 //! reference every kernel is tested against.
 
 pub mod blocked;
+pub mod half_terms;
 mod kernels;
 pub mod tables;
 #[cfg(target_arch = "x86_64")]

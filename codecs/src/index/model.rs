@@ -79,6 +79,10 @@ pub struct QueryContext {
     /// `query_ip` says it was computed (precomputed-table and shared-pass searches).
     pub(super) query_lut: Vec<f32>,
     pub(super) query_ip: bool,
+    /// Shared list passes: `−2⟨q, y⟩` in scaled half precision, once `pass_term_ready`
+    /// (computed on the query's first list in a pass).
+    pub(super) pass_term: crate::adc::half_terms::HalfTerm,
+    pub(super) pass_term_ready: bool,
     pub(super) list_lut: Vec<f32>,
     residual: Vec<f32>,
     /// Fast scan: the float tables of every probed list (`nprobe × m × 16`), their u8
@@ -506,6 +510,7 @@ impl IndexModel {
             return self.prepare_fast_scan(ctx, pq, m);
         }
         ctx.query_ip = false;
+        ctx.pass_term_ready = false;
         if let Quantizer::Pq(pq) = &self.quantizer {
             // Sized when first needed: a batch may hold thousands of contexts.
             ctx.list_lut.clear();

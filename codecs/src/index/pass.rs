@@ -16,7 +16,7 @@ use super::layout::ListLayout;
 use super::model::{IndexModel, Quantizer, QueryContext};
 use crate::CodecError;
 use crate::adc;
-use crate::adc::tables::add_tables;
+use crate::adc::half_terms;
 use crate::distance::l2_sqr;
 use crate::error::Result;
 use crate::pq::ProductQuantizer;
@@ -92,17 +92,20 @@ impl IndexModel {
         if !self.check_list_args(list_no, codes, ids)? {
             return Ok(());
         }
-        if !ctx.query_ip {
-            ctx.query_lut.resize(pq.lut_len(), 0.0);
-            pq.compute_ip_lut_into(&ctx.query, -2.0, &mut ctx.query_lut)?;
-            ctx.query_ip = true;
+        pass.table.resize(pq.lut_len(), 0.0);
+        if !ctx.pass_term_ready {
+            // Computed in the pass's scratch, kept in half precision: with a thousand
+            // queries in flight their terms live outside the core's caches, and this
+            // halves what each of their lists reads.
+            pq.compute_ip_lut_into(&ctx.query, -2.0, &mut pass.table)?;
+            half_terms::encode(&pass.table, &mut ctx.pass_term);
+            ctx.pass_term_ready = true;
         }
+        half_terms::add_scaled(&pass.terms, &ctx.pass_term, &mut pass.table);
         let bias = match ctx.probes.iter().find(|p| p.0 as usize == list_no) {
             Some(p) => p.1,
             None => l2_sqr(&ctx.query, cq.centroid(list_no)),
         };
-        pass.table.resize(pq.lut_len(), 0.0);
-        add_tables(&pass.terms, &ctx.query_lut, &mut pass.table);
         self.scan_pq_codes(pq, &pass.table, bias, codes, ids, top)
     }
 }
