@@ -241,7 +241,10 @@ fn shared_list_passes_match_one_query_at_a_time() {
             assert!((a.1 - b.1).abs() <= 1e-3 * b.1.max(1.0), "{a:?} vs {b:?}");
         }
         assert!(got.iter().all(|h| h.0 != 5 && h.0 != 17));
-        same += got.iter().filter(|h| alone.iter().any(|a| a.0 == h.0)).count();
+        same += got
+            .iter()
+            .filter(|h| alone.iter().any(|a| a.0 == h.0))
+            .count();
     }
     assert!(same >= 2_950, "only {same} of 3,000 ids agree");
 }
