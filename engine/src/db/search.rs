@@ -219,8 +219,11 @@ fn scan_part(
     pairs.sort_unstable();
     // Shared list passes pay once a list is scanned by more than one query on average.
     let distinct = pairs.chunk_by(|a, b| a.0 == b.0).count();
-    let mut pass =
-        (model.shares_list_terms() && 2 * pairs.len() >= 3 * distinct).then(ListPass::default);
+    let shared = 2 * pairs.len() >= 3 * distinct;
+    if !shared {
+        return scan_part_by_query(model, ctxs, view, tops, rows);
+    }
+    let mut pass = model.shares_list_terms().then(ListPass::default);
     let layout = model.layout();
     let mut locators: Vec<u64> = Vec::new();
     let mut start = 0;
@@ -267,6 +270,40 @@ fn scan_part(
             lo = hi;
         }
         start = end;
+    }
+    Ok(())
+}
+
+/// [`scan_part`] query by query, each query's lists nearest first, for groups whose
+/// queries rarely share a list: list-major order then buys no reuse, while nearest-first
+/// fills each top-k with good candidates early, so that its farther lists pass fewer
+/// codes to it.
+fn scan_part_by_query(
+    model: &IndexModel,
+    ctxs: &mut [QueryContext],
+    view: PartView<'_>,
+    tops: &mut [TopK],
+    rows: bool,
+) -> Result<()> {
+    let mut order: Vec<(usize, usize)> = Vec::new();
+    for (q, ctx) in ctxs.iter().enumerate() {
+        order.extend(ctx.probes().iter().map(|p| (q, p.0 as usize)));
+    }
+    let mut locators: Vec<u64> = Vec::new();
+    for (i, &(q, l)) in order.iter().enumerate() {
+        if let Some(&(_, next)) = order.get(i + 1) {
+            model.prefetch_list(next, view.list(next).0);
+        }
+        let (codes, ids) = view.list(l);
+        let ids: &[u64] = if rows {
+            let first = view.list_offsets[l];
+            locators.clear();
+            locators.extend(first..first + ids.len() as u64);
+            &locators
+        } else {
+            ids
+        };
+        model.scan_list(&mut ctxs[q], l, codes, ids, &mut tops[q])?;
     }
     Ok(())
 }
