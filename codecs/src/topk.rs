@@ -117,26 +117,49 @@ impl TopK {
         }
     }
 
-    /// The `k` best collected neighbours in no particular order (cheaper than
-    /// [`into_sorted`](Self::into_sorted) when the caller re-orders them anyway).
-    pub fn into_best(mut self) -> Vec<Neighbor> {
+    /// Empties the collector and makes it collect the `k` nearest, keeping its buffer
+    /// (searches reuse one collector per query slot instead of allocating per query).
+    pub fn reset(&mut self, k: usize) {
+        self.k = k;
+        self.cap = (2 * k).max(k + 32);
+        self.items.clear();
+        self.threshold = if k == 0 {
+            f32::NEG_INFINITY
+        } else {
+            f32::INFINITY
+        };
+        self.excluded = None;
+    }
+
+    /// The `k` best collected neighbours in no particular order, in place (the collector
+    /// keeps them until [`reset`](Self::reset)).
+    pub fn best(&mut self) -> &[Neighbor] {
         if self.items.len() > self.k && self.k > 0 {
             self.items
                 .select_nth_unstable_by(self.k - 1, neighbor_order);
         }
         self.items.truncate(self.k);
+        &self.items
+    }
+
+    /// The collected neighbours, nearest first (ties by id), in place.
+    pub fn sorted(&mut self) -> &[Neighbor] {
+        self.best();
+        // (distance, id) is a total order on distinct ids: unstable sorting is exact.
+        self.items.sort_unstable_by(neighbor_order);
+        &self.items
+    }
+
+    /// The `k` best collected neighbours in no particular order (cheaper than
+    /// [`into_sorted`](Self::into_sorted) when the caller re-orders them anyway).
+    pub fn into_best(mut self) -> Vec<Neighbor> {
+        self.best();
         self.items
     }
 
     /// The collected neighbours, nearest first (ties by id).
     pub fn into_sorted(mut self) -> Vec<Neighbor> {
-        if self.items.len() > self.k && self.k > 0 {
-            self.items
-                .select_nth_unstable_by(self.k - 1, neighbor_order);
-        }
-        self.items.truncate(self.k);
-        // (distance, id) is a total order on distinct ids: unstable sorting is exact.
-        self.items.sort_unstable_by(neighbor_order);
+        self.sorted();
         self.items
     }
 }
@@ -144,6 +167,26 @@ impl TopK {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reset_collectors_behave_like_new_ones() {
+        let mut reused = TopK::new(5);
+        for round in 0..3u64 {
+            let k = 2 + round as usize;
+            reused.reset(k);
+            let mut fresh = TopK::new(k);
+            for id in 0..50u64 {
+                let d = ((id * 37 + round * 11) % 13) as f32;
+                reused.push(id, d);
+                fresh.push(id, d);
+            }
+            assert_eq!(
+                reused.sorted(),
+                fresh.into_sorted().as_slice(),
+                "round {round}"
+            );
+        }
+    }
 
     #[test]
     fn keeps_k_smallest_with_id_ties() {

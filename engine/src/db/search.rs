@@ -59,6 +59,8 @@ impl Database {
             .map(|block| {
                 let (xq, probes) = model.transform_and_probe(block, nprobe)?;
                 let mut ctxs: Vec<QueryContext> = Vec::new();
+                // One collector per query slot, reused by every group of the block.
+                let mut tops: Vec<TopK> = Vec::new();
                 let mut out = Vec::with_capacity(probes.len());
                 let mut probes = probes.into_iter();
                 let mut first = 0;
@@ -70,7 +72,9 @@ impl Database {
                         let p = probes.next().unwrap_or_default();
                         model.reset_context(ctx, &xq[qi * inner..(qi + 1) * inner], p)?;
                     }
-                    out.extend(search_group(&snap, &model, &mut ctxs, params, refine)?);
+                    out.extend(search_group(
+                        &snap, &model, &mut ctxs, &mut tops, params, refine,
+                    )?);
                     first += count;
                 }
                 Ok(out)
@@ -150,36 +154,45 @@ const SHARED_BLOCK: usize = 1024;
 const CHUNK_ROWS: usize = 16_384;
 
 /// Scans every part for a group of prepared queries (each `ctx` holds a transformed
-/// query and its probed lists) and returns their hits.
+/// query and its probed lists) and returns their hits. `tops` are the caller's reusable
+/// collectors (reset here, one per query).
 fn search_group(
     snap: &Snapshot,
     model: &IndexModel,
     ctxs: &mut [QueryContext],
+    tops: &mut Vec<TopK>,
     params: &SearchParams,
     refine: bool,
 ) -> Result<Vec<Vec<Hit>>> {
-    let mut results = if refine && params.rerank > 0 {
-        search_reranked(snap, model, ctxs, params)?
+    let want = if refine && params.rerank > 0 {
+        params.k.saturating_mul(params.rerank)
     } else {
-        let mut tops: Vec<TopK> = ctxs.iter().map(|_| TopK::new(params.k)).collect();
+        params.k
+    };
+    tops.resize_with(ctxs.len(), || TopK::new(want));
+    let tops = &mut tops[..ctxs.len()];
+    let mut results = if refine && params.rerank > 0 {
+        search_reranked(snap, model, ctxs, tops, params)?
+    } else {
+        tops.iter_mut().for_each(|t| t.reset(want));
         for s in &snap.segments {
-            for t in &mut tops {
+            for t in tops.iter_mut() {
                 t.set_exclusions(s.excluded().cloned());
             }
-            scan_part(model, ctxs, s.view(), &mut tops, false)?;
+            scan_part(model, ctxs, s.view(), tops, false)?;
         }
         for c in &snap.buffer {
             let excluded = (!c.deleted.is_empty()).then(|| c.deleted.clone());
-            for t in &mut tops {
+            for t in tops.iter_mut() {
                 t.set_exclusions(excluded.clone());
             }
-            scan_part(model, ctxs, c.part.view(), &mut tops, false)?;
+            scan_part(model, ctxs, c.part.view(), tops, false)?;
         }
-        tops.into_iter()
-            .map(|mut top| {
+        tops.iter_mut()
+            .map(|top| {
                 top.set_exclusions(None);
-                top.into_sorted()
-                    .into_iter()
+                top.sorted()
+                    .iter()
                     .map(|n| Hit {
                         id: n.id,
                         distance: n.distance,
@@ -315,6 +328,7 @@ fn search_reranked(
     snap: &Snapshot,
     model: &IndexModel,
     ctxs: &mut [QueryContext],
+    tops: &mut [TopK],
     params: &SearchParams,
 ) -> Result<Vec<Vec<Hit>>> {
     let want = params.k.saturating_mul(params.rerank);
@@ -325,17 +339,13 @@ fn search_reranked(
                     p: usize,
                     ctxs: &mut [QueryContext]|
      -> Result<()> {
-        let mut tops: Vec<TopK> = ctxs
-            .iter()
-            .map(|_| {
-                let mut t = TopK::new(want);
-                t.set_exclusions(excluded.clone());
-                t
-            })
-            .collect();
-        scan_part(model, ctxs, view, &mut tops, true)?;
-        for (top, out) in tops.into_iter().zip(&mut candidates) {
-            for n in top.into_best() {
+        for t in tops.iter_mut() {
+            t.reset(want);
+            t.set_exclusions(excluded.clone());
+        }
+        scan_part(model, ctxs, view, tops, true)?;
+        for (top, out) in tops.iter_mut().zip(&mut candidates) {
+            for n in top.best() {
                 let row = n.id as usize;
                 out.push((n.distance, view.ids[row], p, row));
             }
