@@ -58,10 +58,25 @@ fn l2_body<const FMA: bool>(t: &[f32], x: &[f32], out: &mut [f32]) {
 
 #[inline(always)]
 fn ip_body<const FMA: bool>(t: &[f32], x: &[f32], scale: f32, init: &[f32], out: &mut [f32]) {
-    const W: usize = 64;
+    // 16 centroids (4-bit fast scan) would leave nothing for 64-wide blocks.
+    if out.len() < 64 {
+        ip_blocks::<FMA, 16>(t, x, scale, init, out)
+    } else {
+        ip_blocks::<FMA, 64>(t, x, scale, init, out)
+    }
+}
+
+#[inline(always)]
+fn ip_blocks<const FMA: bool, const W: usize>(
+    t: &[f32],
+    x: &[f32],
+    scale: f32,
+    init: &[f32],
+    out: &mut [f32],
+) {
     let ksub = out.len();
     let full = ksub / W * W;
-    // Blocks of 64 outputs stay in registers across the whole `x` loop.
+    // Blocks of `W` outputs stay in registers across the whole `x` loop.
     let mut c0 = 0;
     while c0 < full {
         let mut acc = [0.0f32; W];

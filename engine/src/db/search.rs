@@ -305,7 +305,12 @@ fn scan_part_by_query(
     let mut locators: Vec<u64> = Vec::new();
     for (i, &(q, l)) in order.iter().enumerate() {
         if let Some(&(_, next)) = order.get(i + 1) {
-            model.prefetch_list(next, view.list(next).0);
+            let (next_codes, next_ids) = view.list(next);
+            model.prefetch_list(next, next_codes);
+            if !rows {
+                // Codes that pass the scan read their ids.
+                vladdb_codecs::ivf::prefetch_slice(next_ids);
+            }
         }
         let (codes, ids) = view.list(l);
         let ids: &[u64] = if rows {
@@ -370,11 +375,11 @@ fn search_reranked(
             cands.select_nth_unstable_by(want - 1, |a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             cands.truncate(want);
         }
-        // Re-score in (part, row) order: the stored vectors are read front to back, and
-        // the rows a few candidates ahead are already on their way into the cache.
-        cands.sort_unstable_by_key(|c| (c.2, c.3));
+        // Re-score with the rows a few candidates ahead already on their way into the
+        // cache. (Sorting the candidates by row first bought no locality, since a few
+        // hundred rows out of a million are far apart anyway, and cost 13% of the search.)
         let q = ctx.query();
-        const AHEAD: usize = 8;
+        const AHEAD: usize = 16;
         for c in cands.iter().take(AHEAD) {
             views[c.2].prefetch_vector(c.3, q.len());
         }
