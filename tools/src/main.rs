@@ -12,6 +12,13 @@ mod progress;
 mod report;
 mod retrieval;
 
+/// The tool's allocator. A search returns every query's hits (about 4 KB each at k = 100)
+/// and keeps them; with glibc's per-thread arenas each growth of a worker's heap was a
+/// system call and a page fault, 10% of an `IVF4096,PQ32x4fs` search (measured in
+/// docs/benchmarks.md). Library users keep whatever allocator their program has.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
