@@ -338,6 +338,10 @@ fn search_reranked(
 ) -> Result<Vec<Vec<Hit>>> {
     let want = params.k.saturating_mul(params.rerank);
     let mut views: Vec<PartView<'_>> = Vec::with_capacity(snap.segments.len() + snap.buffer.len());
+    // (code distance, id, part, row). With several parts the id breaks ties when the
+    // parts' candidates are merged; with one part it is looked up only for the winners
+    // (a random read per candidate otherwise).
+    let several = snap.segments.len() + snap.buffer.len() > 1;
     let mut candidates: Vec<Vec<(f32, u64, usize, usize)>> = vec![Vec::new(); ctxs.len()];
     let mut scan = |view: PartView<'_>,
                     excluded: Option<Exclusions>,
@@ -352,7 +356,8 @@ fn search_reranked(
         for (top, out) in tops.iter_mut().zip(&mut candidates) {
             for n in top.best() {
                 let row = n.id as usize;
-                out.push((n.distance, view.ids[row], p, row));
+                let id = if several { view.ids[row] } else { 0 };
+                out.push((n.distance, id, p, row));
             }
         }
         Ok(())
@@ -383,22 +388,35 @@ fn search_reranked(
         for c in cands.iter().take(AHEAD) {
             views[c.2].prefetch_vector(c.3, q.len());
         }
-        let mut hits: Vec<Hit> = Vec::with_capacity(cands.len());
-        for (i, &(approx, id, p, row)) in cands.iter().enumerate() {
+        let mut scored: Vec<(f32, usize)> = Vec::with_capacity(cands.len());
+        for (i, &(approx, _, p, row)) in cands.iter().enumerate() {
             if let Some(next) = cands.get(i + AHEAD) {
                 views[next.2].prefetch_vector(next.3, q.len());
             }
-            hits.push(Hit {
-                id,
-                distance: views[p].rerank_distance(row, q).unwrap_or(approx),
-                name: None,
-            });
+            scored.push((views[p].rerank_distance(row, q).unwrap_or(approx), i));
         }
-        if hits.len() > params.k {
-            hits.select_nth_unstable_by(params.k - 1, order);
-            hits.truncate(params.k);
+        if scored.len() > params.k {
+            // Everything at or below the k-th exact distance: ties there are settled by
+            // id below, so only these candidates need their ids.
+            let kth = scored
+                .select_nth_unstable_by(params.k - 1, |a, b| a.0.total_cmp(&b.0))
+                .1
+                .0;
+            scored.retain(|s| s.0.total_cmp(&kth).is_le());
         }
+        let mut hits: Vec<Hit> = scored
+            .iter()
+            .map(|&(distance, i)| {
+                let (_, id, p, row) = cands[i];
+                Hit {
+                    id: if several { id } else { views[p].ids[row] },
+                    distance,
+                    name: None,
+                }
+            })
+            .collect();
         hits.sort_unstable_by(order);
+        hits.truncate(params.k);
         results.push(hits);
     }
     Ok(results)
