@@ -170,14 +170,6 @@ impl ProductQuantizer {
         &self.centroids[start..start + self.dsub]
     }
 
-    /// Squared distances from one sub-vector `x` (len `dsub`) to all `ksub` centroids of
-    /// sub-quantizer `sq`, written to `out` (len `ksub`).
-    #[inline]
-    fn sub_distances(&self, sq: usize, x: &[f32], out: &mut [f32]) {
-        let block = self.dsub * self.ksub;
-        crate::adc::tables::l2_table(&self.centroids_t[sq * block..(sq + 1) * block], x, out);
-    }
-
     /// Encodes one vector (len `dim`) into `code` (len `m`). `scratch` has len `ksub`.
     /// Minimises `‖c‖² − 2⟨x, c⟩` (the distance minus the constant `‖x‖²`).
     fn encode_row(&self, x: &[f32], code: &mut [u8], scratch: &mut [f32]) {
@@ -293,9 +285,7 @@ impl ProductQuantizer {
     /// [`compute_lut`](Self::compute_lut) into a caller buffer of `m × ksub`.
     pub fn compute_lut_into(&self, query: &[f32], lut: &mut [f32]) -> Result<()> {
         self.check_lut_args(query, lut)?;
-        for (sq, out) in lut.chunks_exact_mut(self.ksub).enumerate() {
-            self.sub_distances(sq, &query[sq * self.dsub..(sq + 1) * self.dsub], out);
-        }
+        crate::adc::tables::l2_tables(&self.centroids_t, query, self.dsub, lut);
         Ok(())
     }
 

@@ -122,6 +122,14 @@ mod x86 {
         super::l2_body::<true>(t, x, out)
     }
     #[target_feature(enable = "avx2,fma")]
+    pub(super) fn l2_tables_avx2(t: &[f32], x: &[f32], dsub: usize, out: &mut [f32]) {
+        super::l2_tables_body::<true>(t, x, dsub, out)
+    }
+    #[target_feature(enable = "avx512f,fma")]
+    pub(super) fn l2_tables_avx512(t: &[f32], x: &[f32], dsub: usize, out: &mut [f32]) {
+        super::l2_tables_body::<true>(t, x, dsub, out)
+    }
+    #[target_feature(enable = "avx2,fma")]
     pub(super) fn ip_avx2(t: &[f32], x: &[f32], scale: f32, init: &[f32], out: &mut [f32]) {
         super::ip_body::<true>(t, x, scale, init, out)
     }
@@ -151,6 +159,38 @@ pub fn l2_table(t: &[f32], x: &[f32], out: &mut [f32]) {
         // SAFETY: as above.
         #[cfg(target_arch = "x86_64")]
         Path::Avx512Fma => unsafe { x86::l2_avx512(t, x, out) },
+    }
+}
+
+/// [`l2_table`] for every sub-quantizer at once: `t` holds `m` transposed `dsub × ksub`
+/// blocks back to back, `x` the `m · dsub` values, `out` the `m · ksub` distances. One
+/// dispatch for the whole table (fast-scan tables have 16 entries per sub-quantizer, so a
+/// call per sub-quantizer cost more than its arithmetic).
+pub fn l2_tables(t: &[f32], x: &[f32], dsub: usize, out: &mut [f32]) {
+    match path() {
+        Path::Plain => l2_tables_body::<false>(t, x, dsub, out),
+        // SAFETY: features detected at run time (see `path`).
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2Fma => unsafe { x86::l2_tables_avx2(t, x, dsub, out) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Fma => unsafe { x86::l2_tables_avx512(t, x, dsub, out) },
+    }
+}
+
+#[inline(always)]
+fn l2_tables_body<const FMA: bool>(t: &[f32], x: &[f32], dsub: usize, out: &mut [f32]) {
+    let m = if dsub == 0 { 0 } else { x.len() / dsub };
+    if m == 0 {
+        return;
+    }
+    let ksub = out.len() / m;
+    for ((block, xs), row) in t
+        .chunks_exact(dsub * ksub)
+        .zip(x.chunks_exact(dsub))
+        .zip(out.chunks_exact_mut(ksub))
+    {
+        l2_body::<FMA>(block, xs, row);
     }
 }
 
@@ -224,6 +264,22 @@ mod tests {
                     );
                 }
             }
+            // All sub-quantizers at once = one call per sub-quantizer.
+            let m = 3;
+            let tt: Vec<f32> = (0..m * dsub * ksub)
+                .map(|i| t[i % t.len()] + i as f32)
+                .collect();
+            let xx: Vec<f32> = (0..m * dsub).map(|i| x[i % dsub] - i as f32).collect();
+            let (mut whole, mut parts) = (vec![0.0; m * ksub], vec![0.0; m * ksub]);
+            l2_tables(&tt, &xx, dsub, &mut whole);
+            for sq in 0..m {
+                l2_table(
+                    &tt[sq * dsub * ksub..(sq + 1) * dsub * ksub],
+                    &xx[sq * dsub..(sq + 1) * dsub],
+                    &mut parts[sq * ksub..(sq + 1) * ksub],
+                );
+            }
+            assert_eq!(whole, parts);
             let mut s = vec![0.0; ksub];
             add_tables(&a, &b, &mut s);
             for ((v, p), q) in s.iter().zip(&a).zip(&b) {

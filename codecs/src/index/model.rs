@@ -644,7 +644,7 @@ impl IndexModel {
         if let Some(t) = self.precomputed.as_ref().filter(|_| !fast_scan) {
             t.prefetch(list_no);
         }
-        crate::ivf::prefetch_slice(&codes[..codes.len().min(4096)]);
+        crate::ivf::prefetch_slice(&codes[..codes.len().min(1024)]);
     }
 
     /// Scores the codes of list `list_no` (`ids.len()` codes of `code_size` bytes) for a

@@ -309,7 +309,7 @@ fn scan_part_by_query(
             model.prefetch_list(next, next_codes);
             if !rows {
                 // Codes that pass the scan read their ids.
-                vladdb_codecs::ivf::prefetch_slice(next_ids);
+                vladdb_codecs::ivf::prefetch_slice(&next_ids[..next_ids.len().min(64)]);
             }
         }
         let (codes, ids) = view.list(l);
