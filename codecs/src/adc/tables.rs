@@ -180,7 +180,7 @@ pub fn l2_tables(t: &[f32], x: &[f32], dsub: usize, out: &mut [f32]) {
 
 #[inline(always)]
 fn l2_tables_body<const FMA: bool>(t: &[f32], x: &[f32], dsub: usize, out: &mut [f32]) {
-    let m = if dsub == 0 { 0 } else { x.len() / dsub };
+    let m = x.len().checked_div(dsub).unwrap_or(0);
     if m == 0 {
         return;
     }
