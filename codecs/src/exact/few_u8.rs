@@ -81,13 +81,17 @@ impl PackedBytes {
         let tiles: Vec<usize> = (0..nq).step_by(TILE).collect();
         let per_tile: Vec<Vec<Vec<(u32, f32)>>> = tiles
             .par_iter()
-            .map_init(Scratch::default, |scratch, &q0| {
-                let m = TILE.min(nq - q0);
-                let q = &q8.shifted[q0 * d4..(q0 + m) * d4];
-                distances(q, m, d4, &self.panels, scratch);
-                (0..m)
-                    .map(|i| scratch.select(i, self.rows(), k, q8.norms[q0 + i]))
-                    .collect()
+            .map(|&q0| {
+                // The thread's buffers, reused across calls (hundreds of KB each).
+                SCRATCH.with(|scratch| {
+                    let scratch = &mut *scratch.borrow_mut();
+                    let m = TILE.min(nq - q0);
+                    let q = &q8.shifted[q0 * d4..(q0 + m) * d4];
+                    distances(q, m, d4, &self.panels, scratch);
+                    (0..m)
+                        .map(|i| scratch.select(i, self.rows(), k, q8.norms[q0 + i]))
+                        .collect()
+                })
             })
             .collect();
         Some(per_tile.into_iter().flatten().collect())
@@ -98,7 +102,11 @@ impl PackedBytes {
 /// `2 * GROUP_PANELS` rows.
 const GROUP_PANELS: usize = 16;
 
-/// Per-tile buffers, reused across tiles.
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Per-tile buffers, reused across tiles and calls (one per thread).
 #[derive(Default)]
 struct Scratch {
     /// `dist[i * stride + r]`: query `i`'s distance term to row `r` (padded rows included).

@@ -58,9 +58,10 @@ impl Database {
             .par_chunks(block_rows * self.index_dim)
             .map(|block| {
                 let (xq, probes) = model.transform_and_probe(block, nprobe)?;
-                let mut ctxs: Vec<QueryContext> = Vec::new();
-                // One collector per query slot, reused by every group of the block.
-                let mut tops: Vec<TopK> = Vec::new();
+                // Query contexts (tables, tens of KB each) and top-k collectors are the
+                // worker thread's, reused by every group and block it searches: fresh
+                // ones cost a page fault per few queries.
+                let (mut ctxs, mut tops) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
                 let mut out = Vec::with_capacity(probes.len());
                 let mut probes = probes.into_iter();
                 let mut first = 0;
@@ -77,6 +78,7 @@ impl Database {
                     )?);
                     first += count;
                 }
+                SCRATCH.with(|s| *s.borrow_mut() = (ctxs, tops));
                 Ok(out)
             })
             .collect();
@@ -134,6 +136,12 @@ impl Database {
         }
         Ok(())
     }
+}
+
+thread_local! {
+    /// Each search thread's reusable query contexts and top-k collectors.
+    static SCRATCH: std::cell::RefCell<(Vec<QueryContext>, Vec<TopK>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// Queries searched together (their coarse distances in one blocked product).
