@@ -19,6 +19,19 @@ pub fn neighbor_order(a: &Neighbor, b: &Neighbor) -> Ordering {
         .then_with(|| a.id.cmp(&b.id))
 }
 
+/// `x`'s bits mapped so that unsigned order is [`f32::total_cmp`] order.
+#[inline]
+fn ordered_bits(x: f32) -> u32 {
+    let b = x.to_bits();
+    if b >> 31 == 1 { !b } else { b | 0x8000_0000 }
+}
+
+/// The inverse of [`ordered_bits`].
+#[inline]
+fn from_ordered_bits(o: u32) -> f32 {
+    f32::from_bits(if o >> 31 == 1 { o & 0x7fff_ffff } else { !o })
+}
+
 /// Keeps the `k` best (smallest) neighbours by (distance, id). Candidates at or below
 /// [`threshold`](TopK::threshold) are appended to a buffer of about `2k`; when it fills, a
 /// linear-time selection keeps the `k` best and the threshold drops to the k-th distance.
@@ -31,6 +44,8 @@ pub struct TopK {
     k: usize,
     cap: usize,
     items: Vec<Neighbor>,
+    /// Scratch of the key-based selection.
+    keys: Vec<u64>,
     threshold: f32,
     /// Ids that must never enter (e.g. rows deleted from the part being scanned). Checked
     /// only for candidates that pass the threshold, so the scan pays nothing for them.
@@ -45,6 +60,7 @@ impl TopK {
             cap: (2 * k).max(k + 32),
             // Room for a first selection's worth without reallocating (bounded for huge k).
             items: Vec::with_capacity((2 * k).max(k + 32).min(4096)),
+            keys: Vec::new(),
             threshold: if k == 0 {
                 f32::NEG_INFINITY
             } else {
@@ -103,7 +119,7 @@ impl TopK {
 
     /// Keeps the `k` best and tightens the threshold to the k-th distance.
     fn select(&mut self) {
-        if self.items.len() > self.k && self.k > 0 {
+        if self.items.len() > self.k && self.k > 0 && !self.order_by_keys(false) {
             self.items
                 .select_nth_unstable_by(self.k - 1, neighbor_order);
             self.items.truncate(self.k);
@@ -134,7 +150,7 @@ impl TopK {
     /// The `k` best collected neighbours in no particular order, in place (the collector
     /// keeps them until [`reset`](Self::reset)).
     pub fn best(&mut self) -> &[Neighbor] {
-        if self.items.len() > self.k && self.k > 0 {
+        if self.items.len() > self.k && self.k > 0 && !self.order_by_keys(false) {
             self.items
                 .select_nth_unstable_by(self.k - 1, neighbor_order);
         }
@@ -144,10 +160,40 @@ impl TopK {
 
     /// The collected neighbours, nearest first (ties by id), in place.
     pub fn sorted(&mut self) -> &[Neighbor] {
-        self.best();
-        // (distance, id) is a total order on distinct ids: unstable sorting is exact.
-        self.items.sort_unstable_by(neighbor_order);
+        if !self.order_by_keys(true) {
+            self.best();
+            // (distance, id) is a total order on distinct ids: unstable sorting is exact.
+            self.items.sort_unstable_by(neighbor_order);
+        }
         &self.items
+    }
+
+    /// Keeps the `k` best (sorted when `sort`) through `u64` keys `(distance, id)` — plain
+    /// integer selection and sorting, much cheaper than a comparator on pairs — when every
+    /// id fits in 32 bits; `false` (nothing done) otherwise.
+    fn order_by_keys(&mut self, sort: bool) -> bool {
+        if self.items.iter().any(|n| n.id > u64::from(u32::MAX)) {
+            return false;
+        }
+        self.keys.clear();
+        self.keys.extend(
+            self.items
+                .iter()
+                .map(|n| (u64::from(ordered_bits(n.distance)) << 32) | n.id),
+        );
+        if self.keys.len() > self.k && self.k > 0 {
+            self.keys.select_nth_unstable(self.k - 1);
+        }
+        self.keys.truncate(self.k);
+        if sort {
+            self.keys.sort_unstable();
+        }
+        self.items.clear();
+        self.items.extend(self.keys.iter().map(|&key| Neighbor {
+            id: key & u64::from(u32::MAX),
+            distance: from_ordered_bits((key >> 32) as u32),
+        }));
+        true
     }
 
     /// The `k` best collected neighbours in no particular order (cheaper than
@@ -167,6 +213,39 @@ impl TopK {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ordered_bits_follow_total_order_and_invert() {
+        let xs = [f32::NEG_INFINITY, -3.5, -0.0, 0.0, 1e-40, 2.0, 7e30, f32::INFINITY];
+        for w in xs.windows(2) {
+            assert!(ordered_bits(w[0]) < ordered_bits(w[1]), "{} {}", w[0], w[1]);
+        }
+        for x in xs {
+            assert_eq!(from_ordered_bits(ordered_bits(x)).to_bits(), x.to_bits());
+        }
+    }
+
+    #[test]
+    fn key_and_comparator_paths_agree() {
+        // Ids above 32 bits take the comparator path; the same stream with small ids the
+        // key path: the same distances and id order must come out.
+        for big in [false, true] {
+            let offset = if big { 1u64 << 40 } else { 0 };
+            let mut t = TopK::new(7);
+            let mut want = Vec::new();
+            for i in 0..300u64 {
+                let d = ((i * 7919) % 23) as f32 - 5.0;
+                t.push(offset + (i * 31) % 300, d);
+                want.push(Neighbor {
+                    id: offset + (i * 31) % 300,
+                    distance: d,
+                });
+            }
+            want.sort_by(neighbor_order);
+            want.truncate(7);
+            assert_eq!(t.sorted(), want.as_slice(), "big ids: {big}");
+        }
+    }
 
     #[test]
     fn reset_collectors_behave_like_new_ones() {
