@@ -216,7 +216,16 @@ mod tests {
 
     #[test]
     fn ordered_bits_follow_total_order_and_invert() {
-        let xs = [f32::NEG_INFINITY, -3.5, -0.0, 0.0, 1e-40, 2.0, 7e30, f32::INFINITY];
+        let xs = [
+            f32::NEG_INFINITY,
+            -3.5,
+            -0.0,
+            0.0,
+            1e-40,
+            2.0,
+            7e30,
+            f32::INFINITY,
+        ];
         for w in xs.windows(2) {
             assert!(ordered_bits(w[0]) < ordered_bits(w[1]), "{} {}", w[0], w[1]);
         }
