@@ -23,7 +23,7 @@ use crate::error::{CodecError, Result};
 
 /// u8 tables (`16 * padded_m(m)` bytes each, padding entries 0) sharing one scale, plus the
 /// float offset of each. See the module docs for the construction and the error bound.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct QuantizedTables {
     /// Quantised units per float unit: `float ≈ offset + u16_sum / scale`.
     pub scale: f32,
@@ -31,6 +31,8 @@ pub struct QuantizedTables {
     pub offsets: Vec<f32>,
     m: usize,
     data: Vec<u8>,
+    /// Scratch: the per-row minima.
+    mins: Vec<f32>,
 }
 
 impl QuantizedTables {
@@ -41,9 +43,23 @@ impl QuantizedTables {
         Self::quantize_on(tables, m, use_avx2())
     }
 
+    /// [`Self::quantize`] into `self`, reusing its buffers (one query after another).
+    /// On error `self` holds no tables.
+    pub fn requantize(&mut self, tables: &[&[f32]], m: usize) -> Result<()> {
+        self.quantize_into(tables, m, use_avx2())
+    }
+
     /// [`Self::quantize`] on the portable (`avx2 = false`) or AVX2 compilation of the passes;
     /// `avx2 = true` on a CPU without AVX2 falls back to portable.
     pub(super) fn quantize_on(tables: &[&[f32]], m: usize, avx2: bool) -> Result<Self> {
+        let mut out = QuantizedTables::default();
+        out.quantize_into(tables, m, avx2)?;
+        Ok(out)
+    }
+
+    fn quantize_into(&mut self, tables: &[&[f32]], m: usize, avx2: bool) -> Result<()> {
+        self.offsets.clear();
+        self.data.clear();
         let avx2 = avx2 && use_avx2();
         if m == 0 {
             return Err(CodecError::InvalidParameter(
@@ -60,7 +76,9 @@ impl QuantizedTables {
             });
         }
         let max_entry = Self::max_entry_for(m);
-        let mut mins = vec![0.0f32; tables.len() * m];
+        let mut mins = std::mem::take(&mut self.mins);
+        mins.clear();
+        mins.resize(tables.len() * m, 0.0);
         let max_span = passes::row_minima(tables, &mut mins, avx2).ok_or_else(|| {
             CodecError::InvalidParameter("a distance table has a non-finite entry".into())
         })?;
@@ -71,26 +89,25 @@ impl QuantizedTables {
         } else {
             1.0
         };
-        let mut data = vec![0u8; block_bytes(m) * tables.len()];
+        // Padding entries (bytes past `16 m` of a table) must read 0.
+        self.data.resize(block_bytes(m) * tables.len(), 0);
         passes::levels(
             tables,
             &mins,
             scale,
             max_entry,
             block_bytes(m),
-            &mut data,
+            &mut self.data,
             avx2,
         );
-        let offsets = mins
-            .chunks_exact(m)
-            .map(|row_mins| sum_f64(row_mins) as f32)
-            .collect();
-        Ok(QuantizedTables {
-            scale,
-            offsets,
-            m,
-            data,
-        })
+        self.offsets.extend(
+            mins.chunks_exact(m)
+                .map(|row_mins| sum_f64(row_mins) as f32),
+        );
+        self.scale = scale;
+        self.m = m;
+        self.mins = mins;
+        Ok(())
     }
 
     /// The largest u8 entry for `m` sub-quantizers: `min(255, 65535 / padded_m(m))`.

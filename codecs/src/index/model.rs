@@ -503,11 +503,12 @@ impl IndexModel {
         ctx.query.clear();
         ctx.query.extend_from_slice(query);
         ctx.probes = probes;
-        ctx.fs_tables = None;
+        // Taken out (so that an error leaves none) and refilled in place by fast scan.
+        let fs_tables = ctx.fs_tables.take();
         if let (QuantizerSpec::FastScan { m }, Quantizer::Pq(pq)) =
             (self.spec.quantizer, &self.quantizer)
         {
-            return self.prepare_fast_scan(ctx, pq, m);
+            return self.prepare_fast_scan(ctx, pq, m, fs_tables.unwrap_or_default());
         }
         ctx.query_ip = false;
         ctx.pass_term_ready = false;
@@ -532,6 +533,7 @@ impl IndexModel {
         ctx: &mut QueryContext,
         pq: &ProductQuantizer,
         m: usize,
+        mut quantized: QuantizedTables,
     ) -> Result<()> {
         let lut_len = pq.lut_len();
         ctx.list_lut.resize(lut_len, 0.0);
@@ -564,7 +566,8 @@ impl IndexModel {
             }
         }
         let tables: Vec<&[f32]> = ctx.fs_float.chunks_exact(lut_len).collect();
-        ctx.fs_tables = Some(QuantizedTables::quantize(&tables, m)?);
+        quantized.requantize(&tables, m)?;
+        ctx.fs_tables = Some(quantized);
         Ok(())
     }
 
