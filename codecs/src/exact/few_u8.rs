@@ -19,6 +19,8 @@ use std::arch::x86_64::*;
 
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use super::gemm_u8::vnni_dots;
 use super::gemm_u8::{QueriesU8, U8Path};
 use super::panels::{MAX_U8_DIM, NR, PanelsU8};
 
@@ -257,32 +259,12 @@ unsafe fn distances_vnni<const M: usize>(
     let count = panels.rows().div_ceil(NR);
     debug_assert!(q.len() >= M * dim4 && panels.dim4() == dim4);
     debug_assert!(scratch.dist.len() >= M * scratch.stride && scratch.stride >= count * NR);
-    let qp = q.as_ptr();
     let (stride, gstride) = (scratch.stride, scratch.gstride);
     let dist = scratch.dist.as_mut_ptr();
     let mins_out = scratch.mins.as_mut_ptr();
     let mut mins = [_mm512_set1_epi32(i32::MAX); M];
     for p in 0..count {
-        let xp = panels.panel(p).as_ptr();
-        let mut lo = [_mm512_setzero_si512(); M];
-        let mut hi = [_mm512_setzero_si512(); M];
-        for g in 0..dim4 / 4 {
-            // SAFETY: a panel is `dim4 * NR` bytes, 64-byte aligned; group `g` is the
-            // 128 bytes at `g * NR * 4`.
-            let (x0, x1) = unsafe {
-                (
-                    _mm512_load_si512(xp.add(g * NR * 4).cast()),
-                    _mm512_load_si512(xp.add(g * NR * 4 + 64).cast()),
-                )
-            };
-            for i in 0..M {
-                // SAFETY: bytes `i * dim4 + 4g .. + 4` lie within the `M * dim4` of `q`.
-                let word = unsafe { qp.add(i * dim4 + 4 * g).cast::<i32>().read_unaligned() };
-                let qv = _mm512_set1_epi32(word);
-                lo[i] = _mm512_dpbusd_epi32(lo[i], x0, qv);
-                hi[i] = _mm512_dpbusd_epi32(hi[i], x1, qv);
-            }
-        }
+        let (lo, hi) = vnni_dots!(M, q, dim4, panels.panel(p));
         let bias = panels.bias(p);
         // SAFETY: `bias` is 32 i32s.
         let (bias_lo, bias_hi) = unsafe {

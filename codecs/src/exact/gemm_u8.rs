@@ -149,6 +149,40 @@ fn scan_scalar<S: IntTileSink>(
     }
 }
 
+/// The dot products of `M` shifted query rows (`q`, rows of `dim4` bytes) with the 32 rows
+/// of one panel, as `(lo, hi)`: `[__m512i; M]` each, lanes = panel rows 0–15 and 16–31.
+/// A macro so that it expands inside each caller's `#[target_feature]` function.
+///
+/// Callers guarantee (SAFETY): avx512f/bw/vnni enabled, `q.len() >= M * dim4`, `panel` is
+/// `dim4 * NR` bytes and 64-byte aligned.
+macro_rules! vnni_dots {
+    ($m:ident, $q:expr, $dim4:expr, $panel:expr) => {{
+        let (qp, xp) = ($q.as_ptr(), $panel.as_ptr());
+        let mut lo = [_mm512_setzero_si512(); $m];
+        let mut hi = [_mm512_setzero_si512(); $m];
+        for g in 0..$dim4 / 4 {
+            // SAFETY: g * 128 + 128 <= dim4 * NR bytes of the panel, which is 64-byte
+            // aligned (the caller's contract).
+            let (x0, x1) = unsafe {
+                (
+                    _mm512_load_si512(xp.add(g * NR * 4).cast()),
+                    _mm512_load_si512(xp.add(g * NR * 4 + 64).cast()),
+                )
+            };
+            for i in 0..$m {
+                // SAFETY: bytes i * dim4 + 4g .. + 4 lie within the `M * dim4` of `q`.
+                let word = unsafe { qp.add(i * $dim4 + 4 * g).cast::<i32>().read_unaligned() };
+                let qv = _mm512_set1_epi32(word);
+                lo[i] = _mm512_dpbusd_epi32(lo[i], x0, qv);
+                hi[i] = _mm512_dpbusd_epi32(hi[i], x1, qv);
+            }
+        }
+        (lo, hi)
+    }};
+}
+#[cfg(target_arch = "x86_64")]
+pub(crate) use vnni_dots;
+
 /// VNNI micro-kernel: `M` query rows x 32 panel rows, two zmm accumulators per query.
 ///
 /// # Safety
@@ -158,25 +192,7 @@ fn scan_scalar<S: IntTileSink>(
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn kernel_vnni<const M: usize>(q: &[i8], dim4: usize, panel: &[u8], dots: &mut IntTile) {
     debug_assert!(q.len() >= M * dim4 && panel.len() >= dim4 * NR);
-    let (qp, xp) = (q.as_ptr(), panel.as_ptr());
-    let mut lo = [_mm512_setzero_si512(); M];
-    let mut hi = [_mm512_setzero_si512(); M];
-    for g in 0..dim4 / 4 {
-        // SAFETY: g * 128 + 128 <= dim4 * NR bytes of `panel`, which is 64-byte aligned.
-        let (x0, x1) = unsafe {
-            (
-                _mm512_load_si512(xp.add(g * NR * 4).cast()),
-                _mm512_load_si512(xp.add(g * NR * 4 + 64).cast()),
-            )
-        };
-        for i in 0..M {
-            // SAFETY: bytes i * dim4 + 4g .. + 4 lie within the `M * dim4` bytes of `q`.
-            let word = unsafe { qp.add(i * dim4 + 4 * g).cast::<i32>().read_unaligned() };
-            let qv = _mm512_set1_epi32(word);
-            lo[i] = _mm512_dpbusd_epi32(lo[i], x0, qv);
-            hi[i] = _mm512_dpbusd_epi32(hi[i], x1, qv);
-        }
-    }
+    let (lo, hi) = vnni_dots!(M, q, dim4, panel);
     for i in 0..M {
         // SAFETY: `dots[i]` is 32 writable i32s.
         unsafe {

@@ -261,14 +261,8 @@ fn scan_part(
             let hi = (lo + CHUNK_ROWS).min(n);
             let bytes_lo = layout.list_bytes(lo);
             let chunk_codes = &codes[bytes_lo..bytes_lo + layout.list_bytes(hi - lo)];
-            let chunk_ids: &[u64] = if rows {
-                let first = view.list_offsets[l] + lo as u64;
-                locators.clear();
-                locators.extend(first..first + (hi - lo) as u64);
-                &locators
-            } else {
-                &ids[lo..hi]
-            };
+            let first = view.list_offsets[l] + lo as u64;
+            let chunk_ids = candidate_keys(&ids[lo..hi], first, rows, &mut locators);
             if let Some(pass) = pass.as_mut() {
                 model.begin_list_pass(pass, l)?;
             }
@@ -293,6 +287,23 @@ fn scan_part(
         start = end;
     }
     Ok(())
+}
+
+/// What a scan pushes for the rows of `ids` (which start at row `first` of the part): the
+/// ids, or with `rows` the row numbers themselves (written to `locators`).
+fn candidate_keys<'a>(
+    ids: &'a [u64],
+    first: u64,
+    rows: bool,
+    locators: &'a mut Vec<u64>,
+) -> &'a [u64] {
+    if rows {
+        locators.clear();
+        locators.extend(first..first + ids.len() as u64);
+        locators
+    } else {
+        ids
+    }
 }
 
 /// [`scan_part`] query by query, each query's lists nearest first, for groups whose
@@ -321,14 +332,7 @@ fn scan_part_by_query(
             }
         }
         let (codes, ids) = view.list(l);
-        let ids: &[u64] = if rows {
-            let first = view.list_offsets[l];
-            locators.clear();
-            locators.extend(first..first + ids.len() as u64);
-            &locators
-        } else {
-            ids
-        };
+        let ids = candidate_keys(ids, view.list_offsets[l], rows, &mut locators);
         model.scan_list(&mut ctxs[q], l, codes, ids, &mut tops[q])?;
     }
     Ok(())
