@@ -316,6 +316,15 @@ impl TableData {
 pub struct PrecomputedTables {
     lut_len: usize,
     table: TableData,
+    /// The tables in half precision, one power-of-two scale per list (see
+    /// `adc::half_terms`), built on first use by [`PrecomputedTables::half_list`].
+    half: Arc<std::sync::OnceLock<HalfTables>>,
+}
+
+/// [`PrecomputedTables`] in scaled half precision.
+struct HalfTables {
+    bits: Vec<u16>,
+    scales: Vec<f32>,
 }
 
 impl std::fmt::Debug for PrecomputedTables {
@@ -346,6 +355,7 @@ impl PrecomputedTables {
         Ok(PrecomputedTables {
             lut_len,
             table: TableData::Shared(data),
+            half: Arc::default(),
         })
     }
 
@@ -390,6 +400,7 @@ impl PrecomputedTables {
         Ok(PrecomputedTables {
             lut_len,
             table: TableData::Owned(table),
+            half: Arc::default(),
         })
     }
 
@@ -408,6 +419,36 @@ impl PrecomputedTables {
         prefetch_slice(self.list(l));
     }
 
+    /// The table of list `l` in scaled half precision: `(bits, scale)` with every entry
+    /// `scale · f32(bits[i])` within `2^-11` of the list's largest entry (see
+    /// `adc::half_terms`). Built for all lists on first use (half the bytes to read per
+    /// probed list; fast scan quantizes its tables to bytes anyway).
+    pub fn half_list(&self, l: usize) -> (&[u16], f32) {
+        let half = self.half.get_or_init(|| {
+            let data = self.table.as_slice();
+            let mut bits = vec![0u16; data.len()];
+            let scales = data
+                .chunks_exact(self.lut_len)
+                .zip(bits.chunks_exact_mut(self.lut_len))
+                .map(|(list, out)| crate::adc::half_terms::encode_slice(list, out))
+                .collect();
+            HalfTables { bits, scales }
+        });
+        match half.bits.get(l * self.lut_len..(l + 1) * self.lut_len) {
+            Some(bits) => (bits, half.scales[l]),
+            None => (&[], 1.0),
+        }
+    }
+
+    /// Starts loading the half-precision table of list `l` (a hint).
+    pub fn prefetch_half(&self, l: usize) {
+        if let Some(half) = self.half.get()
+            && let Some(bits) = half.bits.get(l * self.lut_len..(l + 1) * self.lut_len)
+        {
+            prefetch_slice(bits);
+        }
+    }
+
     /// Memory used, in bytes.
     pub fn bytes(&self) -> usize {
         self.table.as_slice().len() * 4
@@ -419,6 +460,29 @@ mod tests {
     use super::*;
     use crate::distance::l2_sqr;
     use crate::kmeans::tests::blobs;
+
+    #[test]
+    fn half_tables_stay_within_their_bound() {
+        let data = blobs(2_000, 8, 4, 5);
+        let cq = CoarseQuantizer::train(&data, 8, 6, &KMeansParams::default()).unwrap();
+        let mut pq = ProductQuantizer::new(8, 4, 4).unwrap();
+        pq.train(&data, &KMeansParams::default()).unwrap();
+        let tables = PrecomputedTables::build(&cq, &pq).unwrap();
+        for l in 0..6 {
+            let exact = tables.list(l);
+            let (bits, scale) = tables.half_list(l);
+            assert_eq!(bits.len(), exact.len());
+            let max_abs = exact.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            for (&x, &h) in exact.iter().zip(bits) {
+                let back = scale * crate::half::f16_to_f32(h);
+                assert!(
+                    (back - x).abs() <= max_abs * 2f32.powi(-10),
+                    "{x} vs {back}"
+                );
+            }
+        }
+        assert_eq!(tables.half_list(6), (&[][..], 1.0));
+    }
 
     #[test]
     fn smallest_is_sorted_and_exact() {

@@ -31,40 +31,52 @@ fn scale_for(max_abs: f32) -> f32 {
 
 /// Stores `values` (scaled, see the module doc) into `out`, reusing its buffer.
 pub fn encode(values: &[f32], out: &mut HalfTerm) {
+    out.bits.resize(values.len(), 0);
+    out.scale = encode_slice(values, &mut out.bits);
+}
+
+/// [`encode`] into `out` (the first `values.len()` entries); returns the scale.
+pub fn encode_slice(values: &[f32], out: &mut [u16]) -> f32 {
     let max_abs = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let scale = scale_for(max_abs);
-    out.scale = scale;
-    out.bits.resize(values.len(), 0);
     let inv = 1.0 / scale; // exact: a power of two
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: AVX-512F detected just above.
-        unsafe { x86::encode_avx512(values, inv, &mut out.bits) };
-        return;
+        unsafe { x86::encode_avx512(values, inv, out) };
+        return scale;
     }
-    for (o, &v) in out.bits.iter_mut().zip(values) {
+    for (o, &v) in out.iter_mut().zip(values) {
         *o = f32_to_f16(v * inv);
     }
+    scale
 }
 
 /// `out[i] = a[i] + term.scale · f32(term.bits[i])` over the shortest of the three.
 pub fn add_scaled(a: &[f32], term: &HalfTerm, out: &mut [f32]) {
+    add_scaled_bits(a, &term.bits, term.scale, out);
+}
+
+/// [`add_scaled`] with the half values and their scale given apart.
+pub fn add_scaled_bits(a: &[f32], bits: &[u16], scale: f32, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: AVX-512F detected just above.
-            unsafe { x86::add_avx512(a, &term.bits, term.scale, out) };
+            unsafe { x86::add_avx512(a, bits, scale, out) };
             return;
         }
         if std::arch::is_x86_feature_detected!("avx2")
             && std::arch::is_x86_feature_detected!("f16c")
         {
             // SAFETY: AVX2 and F16C detected just above.
-            unsafe { x86::add_f16c(a, &term.bits, term.scale, out) };
+            unsafe { x86::add_f16c(a, bits, scale, out) };
             return;
         }
     }
-    add_scaled_reference(a, term, out);
+    for ((o, &x), &h) in out.iter_mut().zip(a).zip(bits) {
+        *o = x + scale * f16_to_f32(h);
+    }
 }
 
 /// Scalar reference of [`add_scaled`].

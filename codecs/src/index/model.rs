@@ -547,14 +547,18 @@ impl IndexModel {
         } else if let Some(tables) = &self.precomputed {
             // Start loading every probed list's stored table at once (they are scattered
             // in memory), then add the query's term to each.
+            // The stored tables are read in half precision (half the bytes per probed
+            // list; the sums are quantized to bytes next anyway: on debian-sift
+            // IVF4096,PQ32x4fs the recall did not move and the search took 10% less).
             for &(list_no, _) in &ctx.probes {
-                tables.prefetch(list_no as usize);
+                tables.prefetch_half(list_no as usize);
             }
             pq.compute_ip_lut_into(&ctx.query, -2.0, &mut ctx.query_lut)?;
             ctx.query_ip = true;
             for (t, out) in ctx.fs_float.chunks_exact_mut(lut_len).enumerate() {
                 let (list_no, coarse_dis) = ctx.probes[t];
-                crate::adc::tables::add_tables(tables.list(list_no as usize), &ctx.query_lut, out);
+                let (bits, scale) = tables.half_list(list_no as usize);
+                crate::adc::half_terms::add_scaled_bits(&ctx.query_lut, bits, scale, out);
                 ctx.fs_bias.push(coarse_dis);
             }
         } else {
