@@ -27,6 +27,8 @@ use crate::error::{CodecError, Result};
 pub struct QuantizedTables {
     /// Quantised units per float unit: `float ≈ offset + u16_sum / scale`.
     pub scale: f32,
+    /// `1 / scale` (a multiply per converted sum instead of a division).
+    inv_scale: f32,
     /// Per table, the float value of a u16 sum of 0.
     pub offsets: Vec<f32>,
     m: usize,
@@ -105,6 +107,7 @@ impl QuantizedTables {
                 .map(|row_mins| sum_f64(row_mins) as f32),
         );
         self.scale = scale;
+        self.inv_scale = 1.0 / scale;
         self.m = m;
         self.mins = mins;
         Ok(())
@@ -139,11 +142,12 @@ impl QuantizedTables {
             .unwrap_or(&[])
     }
 
-    /// Float value of a u16 sum of table `t`: `offset[t] + sum / scale` (NaN if `t` is out of
-    /// range). Non-decreasing in `sum`.
+    /// Float value of a u16 sum of table `t`: `offset[t] + sum · (1 / scale)` (NaN if `t` is
+    /// out of range). Non-decreasing in `sum`.
+    #[inline]
     pub fn to_float(&self, t: usize, sum: u16) -> f32 {
         match self.offsets.get(t) {
-            Some(&offset) => offset + f32::from(sum) / self.scale,
+            Some(&offset) => offset + f32::from(sum) * self.inv_scale,
             None => f32::NAN,
         }
     }
