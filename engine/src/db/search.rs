@@ -241,16 +241,19 @@ fn scan_part(
     tops: &mut [TopK],
     rows: bool,
 ) -> Result<()> {
-    let mut pairs: Vec<(u32, u32)> = Vec::new();
-    for (q, ctx) in ctxs.iter().enumerate() {
-        pairs.extend(ctx.probes().iter().map(|p| (p.0, q as u32)));
-    }
+    // (list, query) pairs in query order, each query's lists nearest first.
+    let by_query: Vec<(u32, u32)> = ctxs
+        .iter()
+        .enumerate()
+        .flat_map(|(q, ctx)| ctx.probes().iter().map(move |p| (p.0, q as u32)))
+        .collect();
+    let mut pairs = by_query.clone();
     pairs.sort_unstable();
-    // Shared list passes pay once a list is scanned by more than one query on average.
+    // List-major order (and shared list passes) pay once a list is scanned by more than
+    // one query on average.
     let distinct = pairs.chunk_by(|a, b| a.0 == b.0).count();
-    let shared = 2 * pairs.len() >= 3 * distinct;
-    if !shared {
-        return scan_part_by_query(model, ctxs, view, tops, rows);
+    if 2 * pairs.len() < 3 * distinct {
+        return scan_part_by_query(model, ctxs, &by_query, view, tops, rows);
     }
     let mut pass = model.shares_list_terms().then(ListPass::default);
     let layout = model.layout();
@@ -314,24 +317,23 @@ fn candidate_keys<'a>(
     }
 }
 
-/// [`scan_part`] query by query, each query's lists nearest first, for groups whose
+/// [`scan_part`] in `order` (query by query, each query's lists nearest first), for groups whose
 /// queries rarely share a list: list-major order then buys no reuse, while nearest-first
 /// fills each top-k with good candidates early, so that its farther lists pass fewer
 /// codes to it.
 fn scan_part_by_query(
     model: &IndexModel,
     ctxs: &mut [QueryContext],
+    order: &[(u32, u32)],
     view: PartView<'_>,
     tops: &mut [TopK],
     rows: bool,
 ) -> Result<()> {
-    let mut order: Vec<(usize, usize)> = Vec::new();
-    for (q, ctx) in ctxs.iter().enumerate() {
-        order.extend(ctx.probes().iter().map(|p| (q, p.0 as usize)));
-    }
     let mut locators: Vec<u64> = Vec::new();
-    for (i, &(q, l)) in order.iter().enumerate() {
-        if let Some(&(_, next)) = order.get(i + 1) {
+    for (i, &(l, q)) in order.iter().enumerate() {
+        let (l, q) = (l as usize, q as usize);
+        if let Some(&(next, _)) = order.get(i + 1) {
+            let next = next as usize;
             let (next_codes, next_ids) = view.list(next);
             model.prefetch_list(next, next_codes);
             if !rows {
