@@ -311,6 +311,22 @@ impl TableData {
     }
 }
 
+/// The query-independent IVF-PQ term of the list with centroid `centroid`: `‖y‖² + 2⟨c, y⟩`
+/// for every sub-centroid `y` (LUT layout; `norms` = [`ProductQuantizer::centroid_norms`]).
+/// What [`PrecomputedTables`] stores per list and a shared list pass builds on the fly.
+pub fn list_term_into(
+    pq: &ProductQuantizer,
+    centroid: &[f32],
+    norms: &[f32],
+    out: &mut [f32],
+) -> Result<()> {
+    pq.compute_ip_lut_into(centroid, 2.0, out)?;
+    for (v, n) in out.iter_mut().zip(norms) {
+        *v += n;
+    }
+    Ok(())
+}
+
 /// Query-independent IVF-PQ terms `‖r‖² + 2⟨c, r⟩` per (list, sub-quantizer, code).
 #[derive(Clone)]
 pub struct PrecomputedTables {
@@ -388,13 +404,7 @@ impl PrecomputedTables {
         let results: Vec<Result<()>> = table
             .par_chunks_mut(lut_len)
             .enumerate()
-            .map(|(l, t)| {
-                pq.compute_ip_lut_into(coarse.centroid(l), 2.0, t)?;
-                for (v, n) in t.iter_mut().zip(&norms) {
-                    *v += n;
-                }
-                Ok(())
-            })
+            .map(|(l, t)| list_term_into(pq, coarse.centroid(l), &norms, t))
             .collect();
         results.into_iter().collect::<Result<()>>()?;
         Ok(PrecomputedTables {

@@ -29,8 +29,7 @@ pub struct ListPass {
     list: Option<usize>,
     /// `‖y‖² + 2⟨c, y⟩` for every sub-centroid `y` (LUT layout).
     terms: Vec<f32>,
-    /// Scratch: the negated list centroid, then the table of the query being scanned.
-    negated: Vec<f32>,
+    /// Scratch: the table of the query being scanned.
     table: Vec<f32>,
 }
 
@@ -62,11 +61,8 @@ impl IndexModel {
             return Ok(());
         }
         pass.list = None;
-        // ‖y‖² − 2⟨−c, y⟩ = ‖y‖² + 2⟨c, y⟩: the residual-table routine on −c.
-        pass.negated.clear();
-        pass.negated.extend(cq.centroid(list_no).iter().map(|v| -v));
         pass.terms.resize(pq.lut_len(), 0.0);
-        pq.compute_lut_minus_norm_into(&pass.negated, &self.pq_norms, &mut pass.terms)?;
+        crate::ivf::list_term_into(pq, cq.centroid(list_no), &self.pq_norms, &mut pass.terms)?;
         pass.list = Some(list_no);
         Ok(())
     }
