@@ -74,6 +74,11 @@ pub fn add_scaled_bits(a: &[f32], bits: &[u16], scale: f32, out: &mut [f32]) {
             return;
         }
     }
+    add_scaled_bits_reference(a, bits, scale, out);
+}
+
+/// Scalar reference of [`add_scaled_bits`].
+fn add_scaled_bits_reference(a: &[f32], bits: &[u16], scale: f32, out: &mut [f32]) {
     for ((o, &x), &h) in out.iter_mut().zip(a).zip(bits) {
         *o = x + scale * f16_to_f32(h);
     }
@@ -81,9 +86,7 @@ pub fn add_scaled_bits(a: &[f32], bits: &[u16], scale: f32, out: &mut [f32]) {
 
 /// Scalar reference of [`add_scaled`].
 pub fn add_scaled_reference(a: &[f32], term: &HalfTerm, out: &mut [f32]) {
-    for ((o, &x), &h) in out.iter_mut().zip(a).zip(&term.bits) {
-        *o = x + term.scale * f16_to_f32(h);
-    }
+    add_scaled_bits_reference(a, &term.bits, term.scale, out);
 }
 
 #[cfg(target_arch = "x86_64")]

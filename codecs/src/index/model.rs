@@ -75,10 +75,9 @@ pub struct IndexModel {
 pub struct QueryContext {
     pub(super) query: Vec<f32>,
     pub(super) probes: Vec<(u32, f32)>,
-    /// The query's own table: the full ADC table without IVF, else `−2⟨q, y⟩` when
-    /// `query_ip` says it was computed (precomputed-table and shared-pass searches).
+    /// The query's own table: the full ADC table without IVF, `−2⟨q, y⟩` with stored
+    /// per-list tables (and fast scan); unused otherwise.
     pub(super) query_lut: Vec<f32>,
-    pub(super) query_ip: bool,
     /// Shared list passes: `−2⟨q, y⟩` in scaled half precision, once `pass_term_ready`
     /// (computed on the query's first list in a pass).
     pub(super) pass_term: crate::adc::half_terms::HalfTerm,
@@ -510,7 +509,6 @@ impl IndexModel {
         {
             return self.prepare_fast_scan(ctx, pq, m, fs_tables.unwrap_or_default());
         }
-        ctx.query_ip = false;
         ctx.pass_term_ready = false;
         if let Quantizer::Pq(pq) = &self.quantizer {
             // Sized when first needed: a batch may hold thousands of contexts.
@@ -521,7 +519,6 @@ impl IndexModel {
             } else if self.precomputed.is_some() {
                 ctx.query_lut.resize(pq.lut_len(), 0.0);
                 pq.compute_ip_lut_into(query, -2.0, &mut ctx.query_lut)?;
-                ctx.query_ip = true;
             }
         }
         Ok(())
@@ -554,7 +551,6 @@ impl IndexModel {
                 tables.prefetch_half(list_no as usize);
             }
             pq.compute_ip_lut_into(&ctx.query, -2.0, &mut ctx.query_lut)?;
-            ctx.query_ip = true;
             for (t, out) in ctx.fs_float.chunks_exact_mut(lut_len).enumerate() {
                 let (list_no, coarse_dis) = ctx.probes[t];
                 let (bits, scale) = tables.half_list(list_no as usize);
