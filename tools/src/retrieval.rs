@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use clap::Args;
 use serde::Serialize;
-use vladdb::codecs::encode::{EncoderSpec, SetEncoder, encode_sets, parse_encoder};
+use vladdb::codecs::encode::{
+    EncoderSpec, SetEncoder, encode_sets, encode_sets_into, parse_encoder,
+};
 use vladdb::codecs::exact;
 use vladdb::codecs::index::{SearchParams, build_index};
 use vladdb::codecs::{VectorsRef, spec::IndexSpec};
@@ -110,6 +112,7 @@ struct RetrievalRow {
     qps: f64,
     bytes_per_image: usize,
     encode_descriptors_per_s: f64,
+    encode_cold_descriptors_per_s: f64,
     train_s: f64,
     add_s: f64,
 }
@@ -177,10 +180,21 @@ pub fn bench(args: &BenchArgs) -> CliResult<()> {
         spinner.set_message("encode");
         let base_view = base.sets().map_err(err)?;
         let start = Instant::now();
-        let (base_codes, _) =
+        let (mut base_codes, _) =
             with_threads(threads, || encode_sets(enc.as_ref(), &base_view))?.map_err(err)?;
-        let encode_s = start.elapsed().as_secs_f64();
-        let encode_rate = base_view.total_descriptors() as f64 / encode_s.max(1e-9);
+        let cold_s = start.elapsed().as_secs_f64();
+        // The encoder's throughput: a second pass into the same, now resident, output
+        // (the first also pays for faulting in `images × dim_out` fresh floats, which a
+        // batch pipeline reusing its buffer does not). Both are reported.
+        let start = Instant::now();
+        with_threads(threads, || {
+            encode_sets_into(enc.as_ref(), &base_view, &mut base_codes)
+        })?
+        .map_err(err)?;
+        let warm_s = start.elapsed().as_secs_f64();
+        let descriptors = base_view.total_descriptors() as f64;
+        let encode_rate = descriptors / warm_s.max(1e-9);
+        let encode_cold_rate = descriptors / cold_s.max(1e-9);
         let query_view = query.sets().map_err(err)?;
         let (query_codes, _) =
             with_threads(threads, || encode_sets(enc.as_ref(), &query_view))?.map_err(err)?;
@@ -223,6 +237,7 @@ pub fn bench(args: &BenchArgs) -> CliResult<()> {
             qps: nq as f64 / exact_s.max(1e-9),
             bytes_per_image: d * 4,
             encode_descriptors_per_s: encode_rate,
+            encode_cold_descriptors_per_s: encode_cold_rate,
             train_s: enc_train_s,
             add_s: 0.0,
         });
@@ -289,6 +304,7 @@ pub fn bench(args: &BenchArgs) -> CliResult<()> {
                     qps: nq as f64 / best.max(1e-9),
                     bytes_per_image: stored_bytes_per_image(&index_spec, d),
                     encode_descriptors_per_s: encode_rate,
+                    encode_cold_descriptors_per_s: encode_cold_rate,
                     train_s,
                     add_s,
                 });

@@ -374,8 +374,8 @@ fn fitted_local_rotations_are_orthonormal_and_deterministic() {
         .train(&sets, 5)
         .unwrap();
     let vlad = enc.as_any().downcast_ref::<VladEncoder>().unwrap();
-    assert_eq!(vlad.local_rotations.len(), 4 * dim * dim);
-    for r in vlad.local_rotations.chunks_exact(dim * dim) {
+    assert_eq!(vlad.local_rotations().len(), 4 * dim * dim);
+    for r in vlad.local_rotations().chunks_exact(dim * dim) {
         for i in 0..dim {
             for j in 0..dim {
                 let dot: f32 = (0..dim).map(|t| r[i * dim + t] * r[j * dim + t]).sum();
@@ -396,7 +396,7 @@ fn fitted_local_rotations_are_orthonormal_and_deterministic() {
                 .train(&sets, 5)
                 .unwrap();
             let v = enc.as_any().downcast_ref::<VladEncoder>().unwrap();
-            v.local_rotations.clone()
+            v.local_rotations().to_vec()
         })
     };
     assert_eq!(on(1), on(3));

@@ -13,7 +13,9 @@ use std::any::Any;
 use rayon::prelude::*;
 
 use super::assign::Assigner;
-use super::lcs::{check_rotations, local_rotations, rotate_block};
+use super::lcs::{
+    GROUP, check_rotations, local_rotations, rotate_block, rotate_group, transpose_rotations,
+};
 use super::norm::{power_law, sum_squares};
 use super::sets::{DescriptorSets, root_sift_rows};
 use super::simd;
@@ -85,7 +87,9 @@ pub struct VladEncoder {
     /// Local coordinate systems: `k` rotations of `dim × dim` (row-major, rows are the
     /// word's principal residual axes) applied to each block before the power law; empty
     /// for none. See [`VladEncoder::fit_local_rotations`].
-    pub local_rotations: Vec<f32>,
+    local_rotations: Vec<f32>,
+    /// The same rotations transposed per word, as the grouped kernel reads them.
+    rotations_t: Vec<f32>,
 }
 
 impl VladEncoder {
@@ -104,7 +108,20 @@ impl VladEncoder {
             centroids,
             params,
             local_rotations: Vec::new(),
+            rotations_t: Vec::new(),
         })
+    }
+
+    /// The local coordinate systems: `k` rotations of `dim × dim` (row-major, rows are the
+    /// word's principal residual axes), applied to each block before the power law;
+    /// empty for none. See [`VladEncoder::fit_local_rotations`].
+    pub fn local_rotations(&self) -> &[f32] {
+        &self.local_rotations
+    }
+
+    fn set_local_rotations(&mut self, rotations: Vec<f32>) {
+        self.rotations_t = transpose_rotations(&rotations, self.dim);
+        self.local_rotations = rotations;
     }
 
     /// The same encoder with stored local rotations (`k × dim × dim` floats, as
@@ -113,7 +130,7 @@ impl VladEncoder {
         if !rotations.is_empty() {
             check_rotations(&rotations, self.k, self.dim)?;
         }
-        self.local_rotations = rotations;
+        self.set_local_rotations(rotations);
         Ok(self)
     }
 
@@ -137,9 +154,10 @@ impl VladEncoder {
                 assigner.assign(&buf, a);
             });
         let rn = self.params.residual_norm;
-        self.local_rotations = local_rotations(sample, &assign, &self.centroids, dim, rn, |x| {
+        let rotations = local_rotations(sample, &assign, &self.centroids, dim, rn, |x| {
             self.preprocess(x)
         })?;
+        self.set_local_rotations(rotations);
         Ok(())
     }
 
@@ -382,6 +400,40 @@ impl VladEncoder {
         }
     }
 
+    /// Rotates the used blocks of a batch of unnormalised codes (`counts`: descriptors per
+    /// word of each image) into their words' local coordinate systems. Word-major, so that
+    /// each rotation is read into the cache once per batch, and [`GROUP`] blocks at a time,
+    /// so that each of its rows is read once per group.
+    #[inline(always)]
+    fn rotate_batch(&self, out: &mut [f32], counts: &[u32]) {
+        let (dim, k) = (self.dim, self.k);
+        let dim_out = self.dim_out();
+        let mut inputs = vec![0.0f32; GROUP * dim];
+        let mut outputs = vec![0.0f32; GROUP * dim];
+        let mut members = Vec::with_capacity(GROUP);
+        for w in 0..k {
+            let rotation_t = &self.rotations_t[w * dim * dim..(w + 1) * dim * dim];
+            let mut users = counts
+                .chunks_exact(k)
+                .enumerate()
+                .filter(|(_, c)| c[w] > 0)
+                .map(|(i, _)| i)
+                .peekable();
+            while users.peek().is_some() {
+                members.clear();
+                members.extend(users.by_ref().take(GROUP));
+                for (slot, &i) in inputs.chunks_exact_mut(dim).zip(&members) {
+                    slot.copy_from_slice(&out[i * dim_out + w * dim..i * dim_out + (w + 1) * dim]);
+                }
+                // A short last group rotates stale inputs into outputs nobody reads.
+                rotate_group(rotation_t, &inputs, &mut outputs);
+                for (slot, &i) in outputs.chunks_exact(dim).zip(&members) {
+                    out[i * dim_out + w * dim..i * dim_out + (w + 1) * dim].copy_from_slice(slot);
+                }
+            }
+        }
+    }
+
     /// Aggregates and normalises the images of a batch given their assignments.
     #[inline(always)]
     fn encode_hard_batch(
@@ -405,18 +457,8 @@ impl VladEncoder {
             let (s, e) = (bounds[i], bounds[i + 1]);
             self.aggregate_hard(&descriptors[s * dim..e * dim], &assign[s..e], counts, code);
         }
-        if !self.local_rotations.is_empty() {
-            // Word-major, so that each rotation is loaded into the cache once per batch
-            // rather than once per image.
-            let mut scratch = vec![0.0f32; dim];
-            for w in 0..k {
-                let rotation = &self.local_rotations[w * dim * dim..(w + 1) * dim * dim];
-                for (code, counts) in out.chunks_exact_mut(dim_out).zip(counts.chunks_exact(k)) {
-                    if counts[w] > 0 {
-                        rotate_block(rotation, &mut code[w * dim..(w + 1) * dim], &mut scratch);
-                    }
-                }
-            }
+        if !self.rotations_t.is_empty() {
+            self.rotate_batch(out, &counts);
         }
         for (code, counts) in out.chunks_exact_mut(dim_out).zip(counts.chunks_exact(k)) {
             let used = counts.iter().enumerate().filter(|c| *c.1 > 0).map(|c| c.0);

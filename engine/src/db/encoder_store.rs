@@ -20,8 +20,8 @@ pub fn encoder_sections(enc: &dyn SetEncoder) -> Result<(String, EncoderArrays<'
     let any = enc.as_any();
     let sections: Vec<(&'static str, &[f32])> = if let Some(v) = any.downcast_ref::<VladEncoder>() {
         let mut s = vec![("enc_centroids", v.centroids.as_slice())];
-        if !v.local_rotations.is_empty() {
-            s.push(("enc_rotations", v.local_rotations.as_slice()));
+        if !v.local_rotations().is_empty() {
+            s.push(("enc_rotations", v.local_rotations()));
         }
         s
     } else if let Some(f) = any.downcast_ref::<FisherEncoder>() {
