@@ -22,6 +22,7 @@ mod norm;
 mod sets;
 mod simd;
 mod spec;
+mod stream;
 mod vlad;
 mod vocab;
 
@@ -132,7 +133,7 @@ pub(crate) fn check_batch(
 
 /// Images are encoded in groups of about this many descriptors: large enough for the
 /// blocked assignment kernels, small enough to spread across threads.
-const GROUP_DESCRIPTORS: usize = 1024;
+const GROUP_DESCRIPTORS: usize = 2048;
 
 /// Splits images `0..n` into consecutive groups of about [`GROUP_DESCRIPTORS`].
 pub(crate) fn image_groups(sets: &DescriptorSets<'_>) -> Vec<std::ops::Range<usize>> {

@@ -19,6 +19,7 @@ use super::lcs::{
 use super::norm::{power_law, sum_squares};
 use super::sets::{DescriptorSets, root_sift_rows};
 use super::simd;
+use super::stream::stream_copy;
 use super::vocab::{VocabParams, train_vocabulary};
 use super::{SetEncoder, check_batch, check_rows, image_groups};
 use crate::error::{CodecError, Result};
@@ -467,6 +468,11 @@ impl VladEncoder {
     }
 }
 
+thread_local! {
+    /// Per-thread batch output of the hard-assignment encoder (reused across batches).
+    static BATCH_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 simd::multiversion! {
     /// [`VladEncoder::encode_hard_batch`] compiled for `level`.
     fn encode_hard_batch_at(
@@ -534,15 +540,22 @@ impl SetEncoder for VladEncoder {
             None => {
                 let mut assign = vec![0u32; descriptors.len() / dim];
                 Assigner::new(&self.centroids, dim).assign(descriptors, &mut assign);
-                let out = &mut out[..images * dim_out];
-                encode_hard_batch_at(
-                    simd::Level::detect(),
-                    self,
-                    descriptors,
-                    bounds,
-                    &assign,
-                    out,
-                );
+                // Encoded in a per-thread scratch that stays in the cache, then streamed
+                // to `out` (part of a large output, not read again soon): the output's
+                // lines are written once, never read in first.
+                BATCH_SCRATCH.with(|scratch| {
+                    let mut scratch = scratch.borrow_mut();
+                    scratch.resize(images * dim_out, 0.0);
+                    encode_hard_batch_at(
+                        simd::Level::detect(),
+                        self,
+                        descriptors,
+                        bounds,
+                        &assign,
+                        &mut scratch,
+                    );
+                    stream_copy(&scratch, &mut out[..images * dim_out]);
+                });
             }
             Some(alpha) => {
                 let n = descriptors.len() / dim;
