@@ -154,9 +154,10 @@ pub(crate) fn transpose_rotations(rotations: &[f32], dim: usize) -> Vec<f32> {
 /// Blocks [`rotate_group`] rotates together.
 pub(crate) const GROUP: usize = 4;
 
-/// Rotates [`GROUP`] blocks of one word at once: `outputs[g] = R · inputs[g]` for the
-/// `dim × dim` rotation `R` given transposed (`rotation_t`, see [`transpose_rotations`]);
-/// `inputs` and `outputs` hold `GROUP × dim` floats, block after block.
+/// Rotates up to [`GROUP`] blocks of one word at once: `outputs[g] = R · inputs[g]` for
+/// the `dim × dim` rotation `R` given transposed (`rotation_t`, see
+/// [`transpose_rotations`]); `inputs` and `outputs` hold the same whole number (1 to
+/// [`GROUP`]) of `dim`-float blocks, block after block.
 ///
 /// Computed as `Σ_j inputs[g][j] · Rᵀ[j]` over tiles of output columns, so that the
 /// group's sums stay in vector registers and each row of `Rᵀ` is read once for all
@@ -164,31 +165,54 @@ pub(crate) const GROUP: usize = 4;
 /// batch that uses the word). Every output is summed over `j` in order, one multiply and
 /// one add per term (no fused multiply-add), so the AVX-512, AVX2 and portable paths give
 /// the same bits; [`rotate_group_portable`] is the reference.
-pub(crate) fn rotate_group(rotation_t: &[f32], inputs: &[f32], outputs: &mut [f32]) {
-    let dim = inputs.len() / GROUP;
+pub(crate) fn rotate_group(rotation_t: &[f32], dim: usize, inputs: &[f32], outputs: &mut [f32]) {
+    let blocks = inputs.len() / dim.max(1);
     assert!(
-        rotation_t.len() == dim * dim && outputs.len() == inputs.len(),
+        dim > 0
+            && rotation_t.len() == dim * dim
+            && inputs.len() == blocks * dim
+            && outputs.len() == inputs.len()
+            && (1..=GROUP).contains(&blocks),
         "rotate_group: shapes"
     );
+    match blocks {
+        1 => rotate_group_of::<1>(rotation_t, dim, inputs, outputs),
+        2 => rotate_group_of::<2>(rotation_t, dim, inputs, outputs),
+        3 => rotate_group_of::<3>(rotation_t, dim, inputs, outputs),
+        _ => rotate_group_of::<GROUP>(rotation_t, dim, inputs, outputs),
+    }
+}
+
+/// [`rotate_group`] for exactly `G` blocks (shapes checked by the caller).
+fn rotate_group_of<const G: usize>(
+    rotation_t: &[f32],
+    dim: usize,
+    inputs: &[f32],
+    outputs: &mut [f32],
+) {
     #[cfg(target_arch = "x86_64")]
     {
         if dim.is_multiple_of(16) && is_x86_feature_detected!("avx512f") {
-            // SAFETY: AVX-512F was detected just above; the shapes were checked.
-            unsafe { x86::rotate_group_avx512(rotation_t, inputs, outputs) };
+            // SAFETY: AVX-512F was detected just above; the caller checked the shapes.
+            unsafe { x86::rotate_group_avx512::<G>(rotation_t, dim, inputs, outputs) };
             return;
         }
         if dim.is_multiple_of(8) && is_x86_feature_detected!("avx2") {
-            // SAFETY: AVX2 was detected just above; the shapes were checked.
-            unsafe { x86::rotate_group_avx2(rotation_t, inputs, outputs) };
+            // SAFETY: AVX2 was detected just above; the caller checked the shapes.
+            unsafe { x86::rotate_group_avx2::<G>(rotation_t, dim, inputs, outputs) };
             return;
         }
     }
-    rotate_group_portable(rotation_t, inputs, outputs);
+    rotate_group_portable(rotation_t, dim, inputs, outputs);
 }
 
 /// Scalar reference of [`rotate_group`] (and its path on other CPUs and dimensions).
-pub(crate) fn rotate_group_portable(rotation_t: &[f32], inputs: &[f32], outputs: &mut [f32]) {
-    let dim = inputs.len() / GROUP;
+pub(crate) fn rotate_group_portable(
+    rotation_t: &[f32],
+    dim: usize,
+    inputs: &[f32],
+    outputs: &mut [f32],
+) {
     for (x, out) in inputs.chunks_exact(dim).zip(outputs.chunks_exact_mut(dim)) {
         for (o, y) in out.iter_mut().enumerate() {
             let mut s = 0.0f32;
@@ -203,7 +227,6 @@ pub(crate) fn rotate_group_portable(rotation_t: &[f32], inputs: &[f32], outputs:
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     //! The x86 register-tiled paths of [`super::rotate_group`].
-    use super::GROUP;
     use std::arch::x86_64::*;
 
     /// AVX-512 path: tiles of 32 output columns (two registers per block, eight sums in
@@ -211,17 +234,21 @@ mod x86 {
     ///
     /// # Safety
     /// The CPU must support AVX-512F; `dim % 16 == 0`, `rotation_t` is `dim × dim` and
-    /// `inputs` / `outputs` hold `GROUP × dim` floats (checked by the caller).
+    /// `inputs` / `outputs` hold `G × dim` floats (checked by the caller).
     #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn rotate_group_avx512(rt: &[f32], inputs: &[f32], outputs: &mut [f32]) {
-        let dim = inputs.len() / GROUP;
+    pub(super) unsafe fn rotate_group_avx512<const G: usize>(
+        rt: &[f32],
+        dim: usize,
+        inputs: &[f32],
+        outputs: &mut [f32],
+    ) {
         let (rp, xp, op) = (rt.as_ptr(), inputs.as_ptr(), outputs.as_mut_ptr());
         let mut t = 0;
         while t + 32 <= dim {
-            let mut acc = [[_mm512_setzero_ps(); 2]; GROUP];
+            let mut acc = [[_mm512_setzero_ps(); 2]; G];
             for j in 0..dim {
                 // SAFETY: row j of Rᵀ has dim floats and t + 32 <= dim; x[g][j] is inside
-                // `inputs` (g < GROUP, j < dim).
+                // `inputs` (g < G, j < dim).
                 unsafe {
                     let r0 = _mm512_loadu_ps(rp.add(j * dim + t));
                     let r1 = _mm512_loadu_ps(rp.add(j * dim + t + 16));
@@ -242,7 +269,7 @@ mod x86 {
             t += 32;
         }
         if t < dim {
-            let mut acc = [_mm512_setzero_ps(); GROUP];
+            let mut acc = [_mm512_setzero_ps(); G];
             for j in 0..dim {
                 // SAFETY: as above with t + 16 == dim.
                 unsafe {
@@ -265,14 +292,18 @@ mod x86 {
     ///
     /// # Safety
     /// The CPU must support AVX2; `dim % 8 == 0`, `rotation_t` is `dim × dim` and
-    /// `inputs` / `outputs` hold `GROUP × dim` floats (checked by the caller).
+    /// `inputs` / `outputs` hold `G × dim` floats (checked by the caller).
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn rotate_group_avx2(rt: &[f32], inputs: &[f32], outputs: &mut [f32]) {
-        let dim = inputs.len() / GROUP;
+    pub(super) unsafe fn rotate_group_avx2<const G: usize>(
+        rt: &[f32],
+        dim: usize,
+        inputs: &[f32],
+        outputs: &mut [f32],
+    ) {
         let (rp, xp, op) = (rt.as_ptr(), inputs.as_ptr(), outputs.as_mut_ptr());
         let mut t = 0;
         while t + 16 <= dim {
-            let mut acc = [[_mm256_setzero_ps(); 2]; GROUP];
+            let mut acc = [[_mm256_setzero_ps(); 2]; G];
             for j in 0..dim {
                 // SAFETY: row j of Rᵀ has dim floats and t + 16 <= dim; x[g][j] is inside
                 // `inputs`.
@@ -296,7 +327,7 @@ mod x86 {
             t += 16;
         }
         if t < dim {
-            let mut acc = [_mm256_setzero_ps(); GROUP];
+            let mut acc = [_mm256_setzero_ps(); G];
             for j in 0..dim {
                 // SAFETY: as above with t + 8 == dim.
                 unsafe {
@@ -421,44 +452,90 @@ mod tests {
     #[test]
     fn grouped_rotation_agrees_with_the_reference() {
         // Whole 32-column tiles (128, 64), a 16-column tile after whole ones (48), an
-        // 8-column AVX2 tile (40), and the portable path only (11).
+        // 8-column AVX2 tile (40), and the portable path only (11); 1 to GROUP blocks.
         for dim in [128usize, 64, 48, 40, 11] {
             let mut rng = SeededRng::new(dim as u64);
             let rotation: Vec<f32> = (0..dim * dim).map(|_| rng.normal() as f32).collect();
             let rotation_t = transpose_rotations(&rotation, dim);
-            let inputs: Vec<f32> = (0..GROUP * dim).map(|_| rng.normal() as f32).collect();
-            let mut want = vec![f32::NAN; GROUP * dim];
-            rotate_group_portable(&rotation_t, &inputs, &mut want);
-            // Every path this CPU has gives the reference's bits.
-            let mut got = vec![f32::NAN; GROUP * dim];
-            rotate_group(&rotation_t, &inputs, &mut got);
-            assert_eq!(got, want, "dim {dim}: dispatched path");
-            #[cfg(target_arch = "x86_64")]
-            {
-                if dim.is_multiple_of(16) && is_x86_feature_detected!("avx512f") {
-                    got.fill(f32::NAN);
-                    // SAFETY: detected; shapes as rotate_group checks them.
-                    unsafe { x86::rotate_group_avx512(&rotation_t, &inputs, &mut got) };
-                    assert_eq!(got, want, "dim {dim}: AVX-512");
+            for blocks in 1..=GROUP {
+                let n = blocks * dim;
+                let inputs: Vec<f32> = (0..n).map(|_| rng.normal() as f32).collect();
+                let mut want = vec![f32::NAN; n];
+                rotate_group_portable(&rotation_t, dim, &inputs, &mut want);
+                // Every path this CPU has gives the reference's bits.
+                let mut got = vec![f32::NAN; n];
+                rotate_group(&rotation_t, dim, &inputs, &mut got);
+                assert_eq!(got, want, "dim {dim}, {blocks} blocks: dispatched path");
+                #[cfg(target_arch = "x86_64")]
+                {
+                    if dim.is_multiple_of(16) && is_x86_feature_detected!("avx512f") {
+                        got.fill(f32::NAN);
+                        // SAFETY: detected; shapes as rotate_group checks them.
+                        unsafe {
+                            match blocks {
+                                1 => x86::rotate_group_avx512::<1>(
+                                    &rotation_t,
+                                    dim,
+                                    &inputs,
+                                    &mut got,
+                                ),
+                                2 => x86::rotate_group_avx512::<2>(
+                                    &rotation_t,
+                                    dim,
+                                    &inputs,
+                                    &mut got,
+                                ),
+                                3 => x86::rotate_group_avx512::<3>(
+                                    &rotation_t,
+                                    dim,
+                                    &inputs,
+                                    &mut got,
+                                ),
+                                _ => x86::rotate_group_avx512::<4>(
+                                    &rotation_t,
+                                    dim,
+                                    &inputs,
+                                    &mut got,
+                                ),
+                            }
+                        };
+                        assert_eq!(got, want, "dim {dim}, {blocks} blocks: AVX-512");
+                    }
+                    if dim.is_multiple_of(8) && is_x86_feature_detected!("avx2") {
+                        got.fill(f32::NAN);
+                        // SAFETY: detected; shapes as rotate_group checks them.
+                        unsafe {
+                            match blocks {
+                                1 => {
+                                    x86::rotate_group_avx2::<1>(&rotation_t, dim, &inputs, &mut got)
+                                }
+                                2 => {
+                                    x86::rotate_group_avx2::<2>(&rotation_t, dim, &inputs, &mut got)
+                                }
+                                3 => {
+                                    x86::rotate_group_avx2::<3>(&rotation_t, dim, &inputs, &mut got)
+                                }
+                                _ => {
+                                    x86::rotate_group_avx2::<4>(&rotation_t, dim, &inputs, &mut got)
+                                }
+                            }
+                        };
+                        assert_eq!(got, want, "dim {dim}, {blocks} blocks: AVX2");
+                    }
                 }
-                if dim.is_multiple_of(8) && is_x86_feature_detected!("avx2") {
-                    got.fill(f32::NAN);
-                    // SAFETY: detected; shapes as rotate_group checks them.
-                    unsafe { x86::rotate_group_avx2(&rotation_t, &inputs, &mut got) };
-                    assert_eq!(got, want, "dim {dim}: AVX2");
-                }
-            }
-            // The reference is the rotation: against the row-major matrix-vector product.
-            let mut scratch = vec![0.0f32; dim];
-            for (g, x) in inputs.chunks_exact(dim).enumerate() {
-                let mut direct = x.to_vec();
-                rotate_block(&rotation, &mut direct, &mut scratch);
-                for (o, (a, b)) in want[g * dim..(g + 1) * dim].iter().zip(&direct).enumerate() {
-                    let tol = 1e-4 * (1.0 + b.abs());
-                    assert!(
-                        (a - b).abs() <= tol,
-                        "dim {dim} block {g} out {o}: {a} vs {b}"
-                    );
+                // The reference is the rotation: against the row-major matrix-vector product.
+                let mut scratch = vec![0.0f32; dim];
+                for (g, x) in inputs.chunks_exact(dim).enumerate() {
+                    let mut direct = x.to_vec();
+                    rotate_block(&rotation, &mut direct, &mut scratch);
+                    for (o, (a, b)) in want[g * dim..(g + 1) * dim].iter().zip(&direct).enumerate()
+                    {
+                        let tol = 1e-4 * (1.0 + b.abs());
+                        assert!(
+                            (a - b).abs() <= tol,
+                            "dim {dim} block {g} out {o}: {a} vs {b}"
+                        );
+                    }
                 }
             }
         }

@@ -19,7 +19,7 @@ use super::lcs::{
 use super::norm::{power_law, sum_squares};
 use super::sets::{DescriptorSets, root_sift_rows};
 use super::simd;
-use super::stream::stream_copy;
+use super::stream::{stream_fence, stream_write};
 use super::vocab::{VocabParams, train_vocabulary};
 use super::{SetEncoder, check_batch, check_rows, image_groups};
 use crate::error::{CodecError, Result};
@@ -252,61 +252,6 @@ impl VladEncoder {
         Ok(moved)
     }
 
-    /// Unnormalised hard-assignment VLAD of one image into `out` (`k × dim`; every
-    /// entry is written, so `out` need not be zeroed). `counts` receives the number of
-    /// descriptors per word.
-    #[inline(always)]
-    fn aggregate_hard(&self, xs: &[f32], assign: &[u32], counts: &mut [u32], out: &mut [f32]) {
-        let dim = self.dim;
-        counts.fill(0);
-        if self.params.residual_norm {
-            for (x, &a) in xs.chunks_exact(dim).zip(assign) {
-                let a = a as usize;
-                let c = &self.centroids[a * dim..(a + 1) * dim];
-                let sq: f32 = x.iter().zip(c).map(|(v, cv)| (v - cv) * (v - cv)).sum();
-                let scale = if sq > 0.0 { 1.0 / sq.sqrt() } else { 0.0 };
-                let block = &mut out[a * dim..(a + 1) * dim];
-                if counts[a] == 0 {
-                    block.fill(0.0);
-                }
-                for ((o, v), cv) in block.iter_mut().zip(x).zip(c) {
-                    *o += scale * (v - cv);
-                }
-                counts[a] += 1;
-            }
-            for (w, &n) in counts.iter().enumerate() {
-                if n == 0 {
-                    out[w * dim..(w + 1) * dim].fill(0.0);
-                }
-            }
-            return;
-        }
-        for (x, &a) in xs.chunks_exact(dim).zip(assign) {
-            let a = a as usize;
-            let block = &mut out[a * dim..(a + 1) * dim];
-            if counts[a] == 0 {
-                block.copy_from_slice(x);
-            } else {
-                for (o, v) in block.iter_mut().zip(x) {
-                    *o += v;
-                }
-            }
-            counts[a] += 1;
-        }
-        for (w, &n) in counts.iter().enumerate() {
-            let block = &mut out[w * dim..(w + 1) * dim];
-            if n == 0 {
-                block.fill(0.0);
-            } else {
-                let n = n as f32;
-                let c = &self.centroids[w * dim..(w + 1) * dim];
-                for (o, cv) in block.iter_mut().zip(c) {
-                    *o -= n * cv;
-                }
-            }
-        }
-    }
-
     /// Unnormalised soft-assignment VLAD of one image; `dist` holds its `n × k` squared
     /// distances to the words.
     fn aggregate_soft(
@@ -352,26 +297,27 @@ impl VladEncoder {
         }
     }
 
-    /// Power law, intra-normalisation and global L2 over the blocks of the words in
-    /// `used` (the others are zero and stay zero), in two passes: power law + block
-    /// norms, then one scaling per block. `norms` is scratch of `k` entries.
+    /// Power law, intra-normalisation and global L2 over the blocks of `v` starting at
+    /// `starts` (`dim` floats each; blocks not listed are zero and stay zero), in two
+    /// passes: power law + block norms, then one scaling per block. `norms` is scratch.
     #[inline(always)]
     fn normalize(
         &self,
         v: &mut [f32],
-        used: impl Iterator<Item = usize> + Clone,
-        norms: &mut [f32],
+        starts: impl Iterator<Item = usize> + Clone,
+        norms: &mut Vec<f32>,
     ) {
         let dim = self.dim;
         let mut total = 0.0f32;
         let mut nonzero = 0usize;
-        for w in used.clone() {
-            let block = &mut v[w * dim..(w + 1) * dim];
+        norms.clear();
+        for st in starts.clone() {
+            let block = &mut v[st..st + dim];
             if let Some(a) = self.params.power {
                 power_law(block, a);
             }
             let sq = sum_squares(block);
-            norms[w] = sq.sqrt();
+            norms.push(sq.sqrt());
             total += sq;
             nonzero += usize::from(sq > 0.0);
         }
@@ -385,57 +331,67 @@ impl VladEncoder {
         } else {
             total.sqrt()
         };
-        for w in used {
+        for (st, &norm) in starts.zip(norms.iter()) {
             let scale = if self.params.intra {
-                if norms[w] > 0.0 {
-                    1.0 / (norms[w] * global)
+                if norm > 0.0 {
+                    1.0 / (norm * global)
                 } else {
                     0.0
                 }
             } else {
                 1.0 / global
             };
-            v[w * dim..(w + 1) * dim]
-                .iter_mut()
-                .for_each(|x| *x *= scale);
+            v[st..st + dim].iter_mut().for_each(|x| *x *= scale);
         }
     }
 
-    /// Rotates the used blocks of a batch of unnormalised codes (`counts`: descriptors per
-    /// word of each image) into their words' local coordinate systems. Word-major, so that
-    /// each rotation is read into the cache once per batch, and [`GROUP`] blocks at a time,
-    /// so that each of its rows is read once per group.
+    /// Rotates a batch's aggregated blocks into their words' local coordinate systems.
+    /// Word-major, so that each rotation is read into the cache once per batch, and up to
+    /// [`GROUP`] blocks at a time, so that each of its rows is read once per group.
     #[inline(always)]
-    fn rotate_batch(&self, out: &mut [f32], counts: &[u32]) {
+    fn rotate_batch(&self, b: &mut HardBatch) {
         let (dim, k) = (self.dim, self.k);
-        let dim_out = self.dim_out();
-        let mut inputs = vec![0.0f32; GROUP * dim];
-        let mut outputs = vec![0.0f32; GROUP * dim];
-        let mut members = Vec::with_capacity(GROUP);
+        // The batch's blocks grouped by word (counting sort, image order within a word).
+        b.word_starts.clear();
+        b.word_starts.resize(k + 1, 0);
+        for &(w, _) in &b.entries {
+            b.word_starts[w as usize + 1] += 1;
+        }
+        for w in 0..k {
+            b.word_starts[w + 1] += b.word_starts[w];
+        }
+        b.by_word.clear();
+        b.by_word.resize(b.entries.len(), 0);
+        b.fill.clear();
+        b.fill.extend_from_slice(&b.word_starts[..k]);
+        for &(w, slot) in &b.entries {
+            b.by_word[b.fill[w as usize]] = slot;
+            b.fill[w as usize] += 1;
+        }
+        b.inputs.resize(GROUP * dim, 0.0);
+        b.outputs.resize(GROUP * dim, 0.0);
         for w in 0..k {
             let rotation_t = &self.rotations_t[w * dim * dim..(w + 1) * dim * dim];
-            let mut users = counts
-                .chunks_exact(k)
-                .enumerate()
-                .filter(|(_, c)| c[w] > 0)
-                .map(|(i, _)| i)
-                .peekable();
-            while users.peek().is_some() {
-                members.clear();
-                members.extend(users.by_ref().take(GROUP));
-                for (slot, &i) in inputs.chunks_exact_mut(dim).zip(&members) {
-                    slot.copy_from_slice(&out[i * dim_out + w * dim..i * dim_out + (w + 1) * dim]);
+            for group in b.by_word[b.word_starts[w]..b.word_starts[w + 1]].chunks(GROUP) {
+                for (input, &slot) in b.inputs.chunks_exact_mut(dim).zip(group) {
+                    let slot = slot as usize;
+                    input.copy_from_slice(&b.blocks[slot * dim..(slot + 1) * dim]);
                 }
-                // A short last group rotates stale inputs into outputs nobody reads.
-                rotate_group(rotation_t, &inputs, &mut outputs);
-                for (slot, &i) in outputs.chunks_exact(dim).zip(&members) {
-                    out[i * dim_out + w * dim..i * dim_out + (w + 1) * dim].copy_from_slice(slot);
+                let used = group.len() * dim;
+                rotate_group(rotation_t, dim, &b.inputs[..used], &mut b.outputs[..used]);
+                for (output, &slot) in b.outputs.chunks_exact(dim).zip(group) {
+                    let slot = slot as usize;
+                    b.blocks[slot * dim..(slot + 1) * dim].copy_from_slice(output);
                 }
             }
         }
     }
 
-    /// Aggregates and normalises the images of a batch given their assignments.
+    /// Encodes the images of a batch given their assignments into `out` (`images ×
+    /// dim_out`). Only the blocks of words an image uses are aggregated, rotated and
+    /// normalised, compactly in `b` (a few hundred KB per batch, which stay in the cache);
+    /// each image's code is then written once, its blocks and the zeros between them, with
+    /// non-temporal stores (the output is large and not read again soon).
     #[inline(always)]
     fn encode_hard_batch(
         &self,
@@ -443,34 +399,147 @@ impl VladEncoder {
         bounds: &[usize],
         assign: &[u32],
         out: &mut [f32],
+        b: &mut HardBatch,
     ) {
-        let (dim, k) = (self.dim, self.k);
+        let dim = self.dim;
         let dim_out = self.dim_out();
-        let mut norms = vec![0.0f32; k];
         let images = bounds.len() - 1;
-        // Descriptors per word of every image of the batch (`images × k`).
-        let mut counts = vec![0u32; images * k];
-        for ((i, code), counts) in out
-            .chunks_exact_mut(dim_out)
-            .enumerate()
-            .zip(counts.chunks_exact_mut(k))
-        {
-            let (s, e) = (bounds[i], bounds[i + 1]);
-            self.aggregate_hard(&descriptors[s * dim..e * dim], &assign[s..e], counts, code);
+        b.aggregate(self, descriptors, bounds, assign);
+        if b.row.len() != dim_out {
+            b.row.clear();
+            b.row.resize(dim_out, 0.0);
         }
         if !self.rotations_t.is_empty() {
-            self.rotate_batch(out, &counts);
+            self.rotate_batch(b);
         }
-        for (code, counts) in out.chunks_exact_mut(dim_out).zip(counts.chunks_exact(k)) {
-            let used = counts.iter().enumerate().filter(|c| *c.1 > 0).map(|c| c.0);
-            self.normalize(code, used, &mut norms);
+        for (i, code) in out.chunks_exact_mut(dim_out).take(images).enumerate() {
+            let entries = &b.entries[b.image_entries[i]..b.image_entries[i + 1]];
+            let starts = entries.iter().map(|&(_, slot)| slot as usize * dim);
+            self.normalize(&mut b.blocks, starts, &mut b.norms);
+            // The code is composed in `b.row`, all zeros between images, and streamed out
+            // in one piece.
+            for &(w, slot) in entries {
+                let (w, slot) = (w as usize, slot as usize);
+                b.row[w * dim..(w + 1) * dim]
+                    .copy_from_slice(&b.blocks[slot * dim..(slot + 1) * dim]);
+            }
+            stream_write(Some(&b.row), code);
+            for &(w, _) in entries {
+                b.row[w as usize * dim..(w as usize + 1) * dim].fill(0.0);
+            }
+        }
+        debug_assert_eq!(b.entries.len(), b.image_entries[images]);
+        stream_fence();
+    }
+}
+
+/// Per-thread scratch of the hard-assignment VLAD encoder: one batch's non-zero blocks,
+/// aggregated compactly, and the bookkeeping to rotate, normalise and write them.
+#[derive(Default)]
+pub(crate) struct HardBatch {
+    /// Unnormalised residual sums, one `dim` block per (image, used word).
+    blocks: Vec<f32>,
+    /// Descriptors summed into each block.
+    counts: Vec<u32>,
+    /// (word, block) of every image, image after image, by word within an image.
+    entries: Vec<(u32, u32)>,
+    /// `entries` of image `i`: `image_entries[i]..image_entries[i + 1]`.
+    image_entries: Vec<usize>,
+    /// Block of each word in the image being aggregated (`u32::MAX`: none yet).
+    slot_of: Vec<u32>,
+    /// Rotation bookkeeping: blocks by word, and where each word's run starts.
+    by_word: Vec<u32>,
+    word_starts: Vec<usize>,
+    fill: Vec<usize>,
+    inputs: Vec<f32>,
+    outputs: Vec<f32>,
+    norms: Vec<f32>,
+    /// One image's code (`dim_out`), all zeros between images.
+    row: Vec<f32>,
+}
+
+impl HardBatch {
+    /// Sums every image's residuals per used word (`x − c`, or `(x − c) / ‖x − c‖` with
+    /// residual normalisation), each image's blocks listed in word order. The float
+    /// operations are those of summing into a dense `k × dim` code.
+    #[inline(always)]
+    fn aggregate(
+        &mut self,
+        enc: &VladEncoder,
+        descriptors: &[f32],
+        bounds: &[usize],
+        assign: &[u32],
+    ) {
+        let (dim, k) = (enc.dim, enc.k);
+        let rn = enc.params.residual_norm;
+        self.blocks.clear();
+        self.counts.clear();
+        self.entries.clear();
+        self.image_entries.clear();
+        self.image_entries.push(0);
+        self.slot_of.clear();
+        self.slot_of.resize(k, u32::MAX);
+        for window in bounds.windows(2) {
+            let (s, e) = (window[0], window[1]);
+            for (x, &a) in descriptors[s * dim..e * dim]
+                .chunks_exact(dim)
+                .zip(&assign[s..e])
+            {
+                let a = a as usize;
+                let c = &enc.centroids[a * dim..(a + 1) * dim];
+                let slot = if self.slot_of[a] == u32::MAX {
+                    let slot = self.counts.len();
+                    self.slot_of[a] = slot as u32;
+                    self.counts.push(0);
+                    if rn {
+                        self.blocks.resize(self.blocks.len() + dim, 0.0);
+                    } else {
+                        // The first descriptor is the block; the centroids are taken off
+                        // once at the end.
+                        self.blocks.extend_from_slice(x);
+                    }
+                    slot
+                } else {
+                    self.slot_of[a] as usize
+                };
+                let block = &mut self.blocks[slot * dim..(slot + 1) * dim];
+                if rn {
+                    let sq: f32 = x.iter().zip(c).map(|(v, cv)| (v - cv) * (v - cv)).sum();
+                    let scale = if sq > 0.0 { 1.0 / sq.sqrt() } else { 0.0 };
+                    for ((o, v), cv) in block.iter_mut().zip(x).zip(c) {
+                        *o += scale * (v - cv);
+                    }
+                } else if self.counts[slot] > 0 {
+                    for (o, v) in block.iter_mut().zip(x) {
+                        *o += v;
+                    }
+                }
+                self.counts[slot] += 1;
+            }
+            for w in 0..k {
+                let slot = self.slot_of[w];
+                if slot == u32::MAX {
+                    continue;
+                }
+                self.slot_of[w] = u32::MAX;
+                if !rn {
+                    let n = self.counts[slot as usize] as f32;
+                    let c = &enc.centroids[w * dim..(w + 1) * dim];
+                    let block = &mut self.blocks[slot as usize * dim..(slot as usize + 1) * dim];
+                    for (o, cv) in block.iter_mut().zip(c) {
+                        *o -= n * cv;
+                    }
+                }
+                self.entries.push((w as u32, slot));
+            }
+            self.image_entries.push(self.entries.len());
         }
     }
 }
 
 thread_local! {
-    /// Per-thread batch output of the hard-assignment encoder (reused across batches).
-    static BATCH_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Per-thread scratch of the hard-assignment encoder (reused across batches).
+    static HARD_BATCH: std::cell::RefCell<HardBatch> = std::cell::RefCell::new(HardBatch::default());
 }
 
 simd::multiversion! {
@@ -481,8 +550,9 @@ simd::multiversion! {
         bounds: &[usize],
         assign: &[u32],
         out: &mut [f32],
+        scratch: &mut HardBatch,
     ) {
-        enc.encode_hard_batch(descriptors, bounds, assign, out)
+        enc.encode_hard_batch(descriptors, bounds, assign, out, scratch)
     }
 }
 
@@ -540,21 +610,16 @@ impl SetEncoder for VladEncoder {
             None => {
                 let mut assign = vec![0u32; descriptors.len() / dim];
                 Assigner::new(&self.centroids, dim).assign(descriptors, &mut assign);
-                // Encoded in a per-thread scratch that stays in the cache, then streamed
-                // to `out` (part of a large output, not read again soon): the output's
-                // lines are written once, never read in first.
-                BATCH_SCRATCH.with(|scratch| {
-                    let mut scratch = scratch.borrow_mut();
-                    scratch.resize(images * dim_out, 0.0);
+                HARD_BATCH.with(|scratch| {
                     encode_hard_batch_at(
                         simd::Level::detect(),
                         self,
                         descriptors,
                         bounds,
                         &assign,
-                        &mut scratch,
+                        &mut out[..images * dim_out],
+                        &mut scratch.borrow_mut(),
                     );
-                    stream_copy(&scratch, &mut out[..images * dim_out]);
                 });
             }
             Some(alpha) => {
@@ -562,7 +627,7 @@ impl SetEncoder for VladEncoder {
                 let mut dist = vec![0.0f32; n * k];
                 exact::l2_sqr_matrix(descriptors, &self.centroids, dim, &mut dist)?;
                 let mut mass = vec![0.0f32; k];
-                let mut norms = vec![0.0f32; k];
+                let mut norms = Vec::with_capacity(k);
                 let mut scratch = vec![0.0f32; dim];
                 for i in 0..images {
                     let (s, e) = (bounds[i], bounds[i + 1]);
@@ -570,7 +635,7 @@ impl SetEncoder for VladEncoder {
                     let xs = &descriptors[s * dim..e * dim];
                     self.aggregate_soft(xs, &dist[s * k..e * k], alpha, &mut mass, code);
                     self.rotate_blocks(code, 0..k, &mut scratch);
-                    self.normalize(code, 0..k, &mut norms);
+                    self.normalize(code, (0..k).map(|w| w * dim), &mut norms);
                 }
             }
         }
@@ -631,6 +696,7 @@ mod tests {
                     &bounds,
                     &assign,
                     &mut want,
+                    &mut HardBatch::default(),
                 );
                 assert!(
                     want[k * dim..2 * k * dim].iter().all(|&v| v == 0.0),
@@ -638,7 +704,15 @@ mod tests {
                 );
                 for level in Level::all() {
                     let mut got = vec![f32::NAN; 4 * k * dim];
-                    encode_hard_batch_at(level, &enc, &descriptors, &bounds, &assign, &mut got);
+                    encode_hard_batch_at(
+                        level,
+                        &enc,
+                        &descriptors,
+                        &bounds,
+                        &assign,
+                        &mut got,
+                        &mut HardBatch::default(),
+                    );
                     for (a, b) in got.iter().zip(&want) {
                         assert!((a - b).abs() <= 1e-6, "{level:?} {params:?}: {a} vs {b}");
                     }
