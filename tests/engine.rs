@@ -278,11 +278,10 @@ fn descriptor_set_database_trains_adds_searches_and_reopens() {
     let sets = DescriptorSets::new(view(&descriptors), &offsets).expect("sets");
     let names: Vec<String> = (0..80).map(|i| format!("image-{i}.png")).collect();
     let p = params(3, 1);
-    // VLAD (local coordinate systems by default) also stores per-word rotations in the
-    // model file: the reopened database must encode queries exactly as the one that
-    // trained. `_nolcs` is the textbook VLAD, without them.
+    // `_lcs` also stores per-word rotations in the model file: the reopened database
+    // must encode queries exactly as the one that trained.
     let mut plain: Option<Vec<f32>> = None;
-    for spec in ["VLAD8_nolcs,Flat", "VLAD8,Flat"] {
+    for spec in ["VLAD8,Flat", "VLAD8_lcs,Flat"] {
         let path = path.join(spec);
         let before;
         {
@@ -310,7 +309,7 @@ fn descriptor_set_database_trains_adds_searches_and_reopens() {
             "{spec}: encodings changed"
         );
         assert_eq!(hits, before.1, "{spec}: results changed on reopen");
-        // Same vocabulary (same seed): only the stored rotations make the default differ.
+        // Same vocabulary (same seed): only the stored rotations make `_lcs` differ.
         match &plain {
             None => plain = Some(before.0.clone()),
             Some(p) => assert_ne!(p, &before.0, "{spec}: the rotations were lost"),

@@ -63,8 +63,7 @@ pub struct EncoderSpec {
     /// VLAD residual normalisation (default off; `_rn`).
     pub residual_norm: bool,
     /// VLAD local coordinate systems: per-word PCA rotations of the blocks before the
-    /// power law, fitted on the training sample (default on for VLAD; `_nolcs` for the
-    /// textbook VLAD without them; `_lcs` is accepted and changes nothing).
+    /// power law, fitted on the training sample (default off; `_lcs`).
     pub local_rotations: bool,
     /// BoF idf weights learned from the training sets (default on; `_noidf`).
     pub idf: bool,
@@ -93,7 +92,7 @@ impl EncoderSpec {
             adapt: false,
             soft_alpha: None,
             residual_norm: false,
-            local_rotations: kind == EncoderKind::Vlad,
+            local_rotations: false,
             idf: true,
             sqrt_tf: true,
             max_train_descriptors: DEFAULT_MAX_TRAIN_DESCRIPTORS,
@@ -215,8 +214,8 @@ impl fmt::Display for EncoderSpec {
         if self.residual_norm {
             write!(f, "_rn")?;
         }
-        if self.kind == EncoderKind::Vlad && !self.local_rotations {
-            write!(f, "_nolcs")?;
+        if self.local_rotations {
+            write!(f, "_lcs")?;
         }
         if self.kind == EncoderKind::Bof && !self.idf {
             write!(f, "_noidf")?;
@@ -336,10 +335,10 @@ pub fn parse_encoder(token: &str) -> Result<Option<EncoderSpec>> {
             applies(vlad)?;
             once("rn")?;
             spec.residual_norm = true;
-        } else if flag == "lcs" || flag == "nolcs" {
+        } else if flag == "lcs" {
             applies(vlad)?;
             once("lcs")?;
-            spec.local_rotations = flag == "lcs";
+            spec.local_rotations = true;
         } else if flag == "noidf" {
             applies(bof)?;
             once("idf")?;

@@ -313,7 +313,7 @@ fn two_word_vlad_rotated(power: Option<f32>, intra: bool) -> Vec<f32> {
         .with_local_rotations(vec![c, c, -c, c, 0.0, 1.0, 1.0, 0.0])
         .unwrap();
     assert!(
-        enc.spec_token().ends_with("_noroot"),
+        enc.spec_token().ends_with("_noroot_lcs"),
         "{}",
         enc.spec_token()
     );
@@ -591,18 +591,9 @@ fn parses_encoder_tokens() {
         parse_encoder("VLAD8_pow0.2").unwrap().unwrap().power,
         Some(0.2)
     );
-    // Local coordinate systems are VLAD's default; `_nolcs` is the textbook VLAD and
-    // `_lcs` is accepted for the default.
     let l = parse_encoder("VLAD64_rn_lcs_redo3").unwrap().unwrap();
-    assert!(l.residual_norm && l.local_rotations && v.local_rotations);
+    assert!(l.residual_norm && l.local_rotations && !v.local_rotations);
     assert_eq!((l.kmeans_restarts, v.kmeans_restarts), (3, 1));
-    let plain = parse_encoder("VLAD64_nolcs").unwrap().unwrap();
-    assert!(!plain.local_rotations);
-    assert_eq!(plain.to_string(), "VLAD64_nolcs");
-    assert_eq!(
-        parse_encoder("VLAD64_lcs").unwrap().unwrap().to_string(),
-        "VLAD64"
-    );
     let f = parse_encoder("FV64_em5").unwrap().unwrap();
     assert_eq!((f.kind, f.k, f.em_iterations), (EncoderKind::Fisher, 64, 5));
     let b = parse_encoder("BOF1024_noidf_nosqrt").unwrap().unwrap();
@@ -636,8 +627,6 @@ fn parses_encoder_tokens() {
         "FV64_lcs",
         "BOF100_lcs",
         "VLAD64_lcs_lcs",
-        "VLAD64_lcs_nolcs",
-        "FV64_nolcs",
         "FV64_redo2",
         "VLAD64_redo0",
         "VLAD64_redo",
@@ -649,8 +638,7 @@ fn parses_encoder_tokens() {
         "VLAD16_pow0.3_nointra_noroot_adapt_soft50_rn_it3_sample100",
         "FV32_nopow_em7",
         "BOF512_noidf",
-        "VLAD64_rn_redo3",
-        "VLAD64_nolcs",
+        "VLAD64_rn_lcs_redo3",
         "BOF100_redo2",
     ] {
         let spec = parse_encoder(token).unwrap().unwrap();

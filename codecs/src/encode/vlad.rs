@@ -577,8 +577,8 @@ impl SetEncoder for VladEncoder {
         if p.residual_norm {
             s.push_str("_rn");
         }
-        if self.local_rotations.is_empty() {
-            s.push_str("_nolcs");
+        if !self.local_rotations.is_empty() {
+            s.push_str("_lcs");
         }
         s
     }

@@ -1,6 +1,6 @@
 //! Storing a trained local-descriptor encoder (VLAD, Fisher, BoF) in the model file: its
 //! canonical spec token (which fixes every option) plus its arrays as f32 sections
-//! (`enc_centroids`, `enc_rotations` for local coordinate systems, `enc_idf`, `gmm_weights`, `gmm_means`,
+//! (`enc_centroids`, `enc_rotations` for `_lcs`, `enc_idf`, `gmm_weights`, `gmm_means`,
 //! `gmm_vars`).
 
 use std::sync::Arc;
@@ -44,22 +44,12 @@ pub fn encoder_sections(enc: &dyn SetEncoder) -> Result<(String, EncoderArrays<'
     Ok((enc.spec_token(), sections))
 }
 
-/// Rebuilds an encoder from its token and arrays (`stored(name)` returns a stored array,
-/// `None` when there is none).
-///
-/// A VLAD encoder has local coordinate systems exactly when `enc_rotations` is stored:
-/// its token says so too (`VLAD64` with them, `VLAD64_nolcs` without) except in files
-/// written before they became the default, where a plain `VLAD64` had none.
+/// Rebuilds an encoder from its token and arrays (`section(name)` returns a stored array).
 pub fn load_encoder(
     token: &str,
     dim_in: usize,
-    stored: &dyn Fn(&str) -> Result<Option<Vec<f32>>>,
+    section: &dyn Fn(&str) -> Result<Vec<f32>>,
 ) -> Result<Arc<dyn SetEncoder>> {
-    let section = |name: &str| -> Result<Vec<f32>> {
-        stored(name)?.ok_or_else(|| {
-            Error::InvalidArgument(format!("encoder {token:?}: no stored {name} array"))
-        })
-    };
     let spec = parse_encoder(token)?
         .ok_or_else(|| Error::InvalidArgument(format!("{token:?} is not an encoder token")))?;
     Ok(match spec.kind {
@@ -72,14 +62,10 @@ pub fn load_encoder(
                 residual_norm: spec.residual_norm,
             };
             let encoder = VladEncoder::from_parts(section("enc_centroids")?, dim_in, params)?;
-            Arc::new(match stored("enc_rotations")? {
-                Some(_) if !spec.local_rotations => {
-                    return Err(Error::InvalidArgument(format!(
-                        "encoder {token:?} has no local coordinate systems but rotations are stored"
-                    )));
-                }
-                Some(rotations) => encoder.with_local_rotations(rotations)?,
-                None => encoder,
+            Arc::new(if spec.local_rotations {
+                encoder.with_local_rotations(section("enc_rotations")?)?
+            } else {
+                encoder
             })
         }
         EncoderKind::Fisher => {
@@ -108,38 +94,4 @@ pub fn load_encoder(
             )?)
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Stored arrays of a 2-word, 2-D VLAD encoder, with or without rotations.
-    fn stored(rotations: bool) -> impl Fn(&str) -> Result<Option<Vec<f32>>> {
-        move |name: &str| {
-            Ok(match name {
-                "enc_centroids" => Some(vec![0.0, 0.0, 10.0, 0.0]),
-                "enc_rotations" if rotations => Some(vec![0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 1.0]),
-                _ => None,
-            })
-        }
-    }
-
-    #[test]
-    fn local_coordinate_systems_follow_the_stored_rotations() {
-        // Current files: the default token with rotations, `_nolcs` without.
-        let lcs = load_encoder("VLAD2", 2, &stored(true)).unwrap();
-        assert_eq!(lcs.spec_token(), "VLAD2");
-        let plain = load_encoder("VLAD2_nolcs", 2, &stored(false)).unwrap();
-        assert_eq!(plain.spec_token(), "VLAD2_nolcs");
-        // Files written when plain VLAD was the default: `VLAD2` without rotations is the
-        // textbook VLAD, `VLAD2_lcs` with them the current default.
-        let old = load_encoder("VLAD2", 2, &stored(false)).unwrap();
-        assert_eq!(old.spec_token(), "VLAD2_nolcs");
-        let old_lcs = load_encoder("VLAD2_lcs", 2, &stored(true)).unwrap();
-        assert_eq!(old_lcs.spec_token(), "VLAD2");
-        // Rotations under a token that rules them out, or missing centroids: errors.
-        assert!(load_encoder("VLAD2_nolcs", 2, &stored(true)).is_err());
-        assert!(load_encoder("VLAD2", 2, &|_: &str| Ok(None)).is_err());
-    }
 }

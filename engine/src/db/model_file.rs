@@ -212,13 +212,7 @@ pub fn load(storage: &dyn Storage, name: &str, verify: bool) -> Result<Loaded> {
     } else {
         let dim_in = usize::try_from(meta.encoder_dim_in)
             .map_err(|_| corrupt("encoder dimension overflows".into()))?;
-        let stored = |n: &str| -> Result<Option<Vec<f32>>> {
-            match segment.section(n) {
-                Some(_) => floats(n).map(Some),
-                None => Ok(None),
-            }
-        };
-        let enc = super::encoder_store::load_encoder(&meta.encoder, dim_in, &stored)
+        let enc = super::encoder_store::load_encoder(&meta.encoder, dim_in, &|n| floats(n))
             .map_err(|e| corrupt(format!("bad encoder: {e}")))?;
         if enc.dim_out() != dim {
             return Err(corrupt(format!(
