@@ -191,13 +191,20 @@ fn l2norm_stage_normalizes_vectors_and_queries() {
 #[test]
 fn batched_search_equals_one_query_at_a_time() {
     // Exhaustive indexes are one long list, scanned in chunks by groups of queries; IVF
-    // lists are shared by queries of a group. Either way each query's answer must be
-    // what it gets alone.
+    // lists are shared by queries of a group, and a batch of IVF queries is searched in
+    // the locality order of their nearest lists (IVF64: lists in 2 groups). Either way
+    // each query's answer must be what it gets alone, in the order asked.
     let dir = tempfile::tempdir().expect("tempdir");
     let data = clustered(40_000, DIM, 30, 81);
     let queries = clustered(70, DIM, 30, 82);
     let all: Vec<u64> = (0..40_000).collect();
-    for (spec, rerank) in [("PQ8x4fs", 0), ("PQ4", 0), ("IVF4,PQ8x4fs,RFlat", 3)] {
+    for (spec, rerank) in [
+        ("PQ8x4fs", 0),
+        ("PQ4", 0),
+        ("IVF4,PQ8x4fs,RFlat", 3),
+        ("IVF64,PQ8x4fs", 0),
+        ("IVF64,PQ8x4fs,RFlat", 3),
+    ] {
         let db = Database::create(dir.path().join(spec), spec, DIM).expect("create");
         db.train(&view(&data[..10_000 * DIM])).expect("train");
         db.add(&view(&data[..25_000 * DIM]), &all[..25_000], None)

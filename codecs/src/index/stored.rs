@@ -102,6 +102,7 @@ impl IndexModel {
             scanner: None,
             pq_norms: Vec::new(),
             warnings: Vec::new(),
+            list_rank: std::sync::OnceLock::new(),
         };
         model.finish()?;
         Ok(model)

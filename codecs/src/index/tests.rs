@@ -248,3 +248,53 @@ fn pca_stages_train_and_search() {
         assert!(rec >= 0.6, "{spec}: recall {rec}");
     }
 }
+
+#[test]
+fn list_rank_is_a_deterministic_permutation_grouping_near_lists() {
+    let data = clustered(20_000, 31);
+    let view = VectorsRef::from_f32(&data, DIM).unwrap();
+    let spec = IndexSpec::parse("IVF256,PQ8x4fs").unwrap();
+    let model = IndexModel::train(&spec, DIM, &view, &TrainOptions::default()).unwrap();
+    let rank = model.list_rank().expect("256 lists are grouped").to_vec();
+    let mut sorted = rank.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..256).collect::<Vec<u32>>(), "a permutation");
+    // The same model (cached) and a clone (recomputed) give the same rank.
+    assert_eq!(model.list_rank().unwrap(), rank.as_slice());
+    assert_eq!(model.clone().list_rank().unwrap(), rank.as_slice());
+    // Lists adjacent in rank are on average nearer each other than lists in input order.
+    let cq = model.coarse().unwrap();
+    let mut by_rank = vec![0usize; 256];
+    for (l, &r) in rank.iter().enumerate() {
+        by_rank[r as usize] = l;
+    }
+    let mean_step = |order: &[usize]| {
+        order
+            .windows(2)
+            .map(|w| crate::distance::l2_sqr(cq.centroid(w[0]), cq.centroid(w[1])))
+            .sum::<f32>()
+            / 255.0
+    };
+    let input: Vec<usize> = (0..256).collect();
+    assert!(
+        mean_step(&by_rank) < mean_step(&input),
+        "grouped lists are closer"
+    );
+    // Too few lists to group, and no coarse quantizer: no rank.
+    let few = IndexModel::train(
+        &IndexSpec::parse("IVF16,PQ8x4fs").unwrap(),
+        DIM,
+        &view,
+        &TrainOptions::default(),
+    )
+    .unwrap();
+    assert!(few.list_rank().is_none());
+    let flat = IndexModel::train(
+        &IndexSpec::parse("PQ8x4fs").unwrap(),
+        DIM,
+        &view,
+        &TrainOptions::default(),
+    )
+    .unwrap();
+    assert!(flat.list_rank().is_none());
+}

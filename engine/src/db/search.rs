@@ -5,6 +5,7 @@
 
 use rayon::prelude::*;
 use vladdb_codecs::index::{IndexModel, ListPass, QueryContext, SearchParams};
+use vladdb_codecs::ivf::Probes;
 use vladdb_codecs::{CodecError, TopK};
 
 use super::part::{Exclusions, PartView};
@@ -43,8 +44,6 @@ impl Database {
         if nq == 0 {
             return Ok(Vec::new());
         }
-        // Blocks of queries: the coarse quantizer runs once per block as one blocked
-        // matrix product; a query context (tables, scratch) is reused within a block.
         let nprobe = params.nprobe.clamp(1, model.nlist());
         let (max_block, group) = if model.shares_list_terms() {
             (SHARED_BLOCK, SHARED_BLOCK)
@@ -59,32 +58,45 @@ impl Database {
         let block_rows = (nq / (4 * rayon::current_num_threads())).clamp(8, max_block);
         let inner = model.inner_dim();
         let refine = self.spec.stores_vectors();
+        // Searches transformed queries (rows of `inner`) with their probed lists.
+        let search_rows = |xq: &[f32], probes: Probes| -> Result<Vec<Vec<Hit>>> {
+            // Query contexts (tables, tens of KB each) and top-k collectors are the worker
+            // thread's, reused by every group and block it searches: fresh ones cost a page
+            // fault per few queries.
+            let (mut ctxs, mut tops) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+            let mut out = Vec::with_capacity(probes.len());
+            let mut probes = probes.into_iter();
+            let mut first = 0;
+            // Sub-batches share each pass over a list (see `search_group`).
+            while first < xq.len() / inner {
+                let count = (xq.len() / inner - first).min(group);
+                ctxs.resize_with(count, QueryContext::default);
+                for (ctx, qi) in ctxs.iter_mut().zip(first..first + count) {
+                    let p = probes.next().unwrap_or_default();
+                    model.reset_context(ctx, &xq[qi * inner..(qi + 1) * inner], p)?;
+                }
+                out.extend(search_group(
+                    &snap, &model, &mut ctxs, &mut tops, params, refine,
+                )?);
+                first += count;
+            }
+            SCRATCH.with(|s| *s.borrow_mut() = (ctxs, tops));
+            Ok(out)
+        };
+        // Inverted-file queries scanned one by one: in the order of their nearest list.
+        if !model.shares_list_terms()
+            && nq > block_rows
+            && let Some(rank) = model.list_rank()
+        {
+            return search_in_list_order(&model, rank, queries, nprobe, block_rows, &search_rows);
+        }
+        // Blocks of queries: the coarse quantizer runs once per block as one blocked
+        // matrix product; a query context (tables, scratch) is reused within a block.
         let blocks: Vec<Result<Vec<Vec<Hit>>>> = queries
             .par_chunks(block_rows * self.index_dim)
             .map(|block| {
                 let (xq, probes) = model.transform_and_probe(block, nprobe)?;
-                // Query contexts (tables, tens of KB each) and top-k collectors are the
-                // worker thread's, reused by every group and block it searches: fresh
-                // ones cost a page fault per few queries.
-                let (mut ctxs, mut tops) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
-                let mut out = Vec::with_capacity(probes.len());
-                let mut probes = probes.into_iter();
-                let mut first = 0;
-                // Sub-batches share each pass over a list (see `search_group`).
-                while first < xq.len() / inner {
-                    let count = (xq.len() / inner - first).min(group);
-                    ctxs.resize_with(count, QueryContext::default);
-                    for (ctx, qi) in ctxs.iter_mut().zip(first..first + count) {
-                        let p = probes.next().unwrap_or_default();
-                        model.reset_context(ctx, &xq[qi * inner..(qi + 1) * inner], p)?;
-                    }
-                    out.extend(search_group(
-                        &snap, &model, &mut ctxs, &mut tops, params, refine,
-                    )?);
-                    first += count;
-                }
-                SCRATCH.with(|s| *s.borrow_mut() = (ctxs, tops));
-                Ok(out)
+                search_rows(&xq, probes)
             })
             .collect();
         let mut results = Vec::with_capacity(nq);
@@ -147,6 +159,59 @@ thread_local! {
     /// Each search thread's reusable query contexts and top-k collectors.
     static SCRATCH: std::cell::RefCell<(Vec<QueryContext>, Vec<TopK>)> =
         const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Searches transformed queries (rows of the model's inner dimension) with their probed
+/// lists, returning each one's hits.
+type SearchRows<'a> = dyn Fn(&[f32], Probes) -> Result<Vec<Vec<Hit>>> + Sync + 'a;
+
+/// A batch of inverted-file queries searched in the [`IndexModel::list_rank`] order of
+/// their nearest list rather than as given: queries near each other probe mostly the same
+/// lists, so consecutive queries find those lists' codes, ids and tables still in the
+/// caches (on debian-sift `IVF4096,PQ32x4fs` at nprobe 16 the median of interleaved runs
+/// rose by about 5%). Each query's own search (its lists, nearest first, its top k) is
+/// unchanged, and so are its hits; they are returned in the input order.
+fn search_in_list_order(
+    model: &IndexModel,
+    rank: &[u32],
+    queries: &[f32],
+    nprobe: usize,
+    block_rows: usize,
+    search_rows: &SearchRows<'_>,
+) -> Result<Vec<Vec<Hit>>> {
+    let (dim, inner) = (model.dim(), model.inner_dim());
+    let probed: Vec<(Vec<f32>, Probes)> = queries
+        .par_chunks(block_rows * dim)
+        .map(|block| model.transform_and_probe(block, nprobe))
+        .collect::<std::result::Result<_, _>>()?;
+    let mut xq = Vec::with_capacity(queries.len() / dim * inner);
+    let mut probes: Probes = Vec::with_capacity(queries.len() / dim);
+    for (x, p) in probed {
+        xq.extend_from_slice(&x);
+        probes.extend(p);
+    }
+    let mut order: Vec<usize> = (0..probes.len()).collect();
+    order.sort_by_key(|&q| (probes[q].first().and_then(|p| rank.get(p.0 as usize)), q));
+    let blocks: Vec<&[usize]> = order.chunks(block_rows).collect();
+    let found: Vec<Result<Vec<Vec<Hit>>>> = blocks
+        .par_iter()
+        .map(|rows| {
+            let mut x = Vec::with_capacity(rows.len() * inner);
+            let mut p = Vec::with_capacity(rows.len());
+            for &q in rows.iter() {
+                x.extend_from_slice(&xq[q * inner..(q + 1) * inner]);
+                p.push(probes[q].clone());
+            }
+            search_rows(&x, p)
+        })
+        .collect();
+    let mut results: Vec<Vec<Hit>> = vec![Vec::new(); order.len()];
+    for (rows, hits) in blocks.iter().zip(found) {
+        for (&q, h) in rows.iter().zip(hits?) {
+            results[q] = h;
+        }
+    }
+    Ok(results)
 }
 
 /// Queries searched together (their coarse distances in one blocked product).
