@@ -229,6 +229,10 @@ const GROUP_PROBES: usize = 256;
 /// list share the term.
 const SHARED_BLOCK: usize = 1024;
 
+/// Without shared list passes, groups scan list-major only when their probed lists hold
+/// more than this many rows on average (an exhaustive index is one list of every row).
+const LIST_MAJOR_MIN_ROWS: usize = 2_048;
+
 /// Long lists (an exhaustive index is one list) are scanned in chunks of this many rows,
 /// each chunk by every query of the group before the next, so that it stays in cache.
 /// A multiple of every layout's block size.
@@ -315,9 +319,21 @@ fn scan_part(
     let mut pairs = by_query.clone();
     pairs.sort_unstable();
     // List-major order (and shared list passes) pay once a list is scanned by more than
-    // one query on average.
-    let distinct = pairs.chunk_by(|a, b| a.0 == b.0).count();
-    if 2 * pairs.len() < 3 * distinct {
+    // one query on average, and, without shared passes, only for long lists: short ones
+    // stay in cache from one query to the next anyway (a batch visits its queries in the
+    // order of their nearest lists, see `search_in_list_order`), and query by query each
+    // query scans its lists nearest first, which keeps its top-k threshold tight.
+    // (debian-sift IVF4096,PQ32x4fs, nprobe 16, lists of ~250 rows: 1.3x the QPS of
+    // list-major order for the same hits.)
+    let distinct: Vec<usize> = pairs
+        .chunk_by(|a, b| a.0 == b.0)
+        .map(|run| run[0].0 as usize)
+        .collect();
+    let long_lists = || {
+        let rows: usize = distinct.iter().map(|&l| view.list(l).1.len()).sum();
+        rows > LIST_MAJOR_MIN_ROWS * distinct.len()
+    };
+    if 2 * pairs.len() < 3 * distinct.len() || !(model.shares_list_terms() || long_lists()) {
         return scan_part_by_query(model, ctxs, &by_query, view, tops, rows);
     }
     let mut pass = model.shares_list_terms().then(ListPass::default);
