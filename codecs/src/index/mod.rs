@@ -10,6 +10,7 @@
 mod layout;
 mod memory;
 mod model;
+mod order;
 mod pass;
 mod pre;
 mod stored;
