@@ -26,17 +26,14 @@ fn locality_rank(cq: &CoarseQuantizer) -> Option<Vec<u32>> {
     if groups < 2 {
         return None;
     }
-    let mut centroids = Vec::with_capacity(n * dim);
-    for l in 0..n {
-        centroids.extend_from_slice(cq.centroid(l));
-    }
+    let centroids = &cq.kmeans.centroids;
     let params = crate::kmeans::KMeansParams {
         iterations: 8,
         seed: 0x6c69_7374,
         ..Default::default()
     };
-    let km = crate::kmeans::KMeans::train(&centroids, dim, groups, &params).ok()?;
-    let group = km.assign(&centroids).ok()?;
+    let km = crate::kmeans::KMeans::train(centroids, dim, groups, &params).ok()?;
+    let group = km.assign(centroids).ok()?;
     let mut lists: Vec<u32> = (0..n as u32).collect();
     lists.sort_by_key(|&l| (group[l as usize].0, l));
     let mut rank = vec![0u32; n];

@@ -59,20 +59,19 @@ impl Database {
         let inner = model.inner_dim();
         let refine = self.spec.stores_vectors();
         // Searches transformed queries (rows of `inner`) with their probed lists.
-        let search_rows = |xq: &[f32], probes: Probes| -> Result<Vec<Vec<Hit>>> {
+        let search_rows = |xq: &[f32], probes: &mut [Vec<(u32, f32)>]| -> Result<Vec<Vec<Hit>>> {
             // Query contexts (tables, tens of KB each) and top-k collectors are the worker
             // thread's, reused by every group and block it searches: fresh ones cost a page
             // fault per few queries.
             let (mut ctxs, mut tops) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
             let mut out = Vec::with_capacity(probes.len());
-            let mut probes = probes.into_iter();
             let mut first = 0;
             // Sub-batches share each pass over a list (see `search_group`).
             while first < xq.len() / inner {
                 let count = (xq.len() / inner - first).min(group);
                 ctxs.resize_with(count, QueryContext::default);
                 for (ctx, qi) in ctxs.iter_mut().zip(first..first + count) {
-                    let p = probes.next().unwrap_or_default();
+                    let p = probes.get_mut(qi).map(std::mem::take).unwrap_or_default();
                     model.reset_context(ctx, &xq[qi * inner..(qi + 1) * inner], p)?;
                 }
                 out.extend(search_group(
@@ -94,8 +93,8 @@ impl Database {
         let blocks: Vec<Result<Vec<Vec<Hit>>>> = queries
             .par_chunks(block_rows * self.index_dim)
             .map(|block| {
-                let (xq, probes) = model.transform_and_probe(block, nprobe)?;
-                search_rows(&xq, probes)
+                let (xq, mut probes) = model.transform_and_probe(block, nprobe)?;
+                search_rows(&xq, &mut probes)
             })
             .collect();
         let mut results = Vec::with_capacity(nq);
@@ -162,15 +161,16 @@ thread_local! {
 
 /// Searches transformed queries (rows of the model's inner dimension) with their probed
 /// lists, returning each one's hits.
-type SearchRows<'a> = dyn Fn(&[f32], Probes) -> Result<Vec<Vec<Hit>>> + Sync + 'a;
+type SearchRows<'a> = dyn Fn(&[f32], &mut [Vec<(u32, f32)>]) -> Result<Vec<Vec<Hit>>> + Sync + 'a;
 
 /// A batch of inverted-file queries searched in the [`IndexModel::list_rank`] order of
 /// their nearest list rather than as given: queries near each other probe mostly the same
 /// lists, so consecutive queries find those lists' codes, ids, stored vectors and tables
 /// still in the caches, and a group sharing list passes (IVF-PQ) shares more of them
 /// (debian-sift, paired runs: `IVF4096,PQ32x4fs` nprobe 16 1.35× with query-by-query
-/// scans of short lists, re-rank 8 1.27×, `IVF4096,PQ16` nprobe 16 ~1.1×). Each query's own search (its lists, nearest first, its top k) is
-/// unchanged, and so are its hits; they are returned in the input order.
+/// scans of short lists, re-rank 8 1.27×, `IVF4096,PQ16` nprobe 16 ~1.1×). Each query's
+/// own search (its lists, nearest first, its top k) is unchanged, and so are its hits;
+/// they are returned in the input order.
 fn search_in_list_order(
     model: &IndexModel,
     rank: &[u32],
@@ -192,22 +192,22 @@ fn search_in_list_order(
     }
     let mut order: Vec<usize> = (0..probes.len()).collect();
     order.sort_by_key(|&q| (probes[q].first().and_then(|p| rank.get(p.0 as usize)), q));
-    let blocks: Vec<&[usize]> = order.chunks(block_rows).collect();
-    let found: Vec<Result<Vec<Vec<Hit>>>> = blocks
-        .par_iter()
-        .map(|rows| {
-            let mut x = Vec::with_capacity(rows.len() * inner);
-            let mut p = Vec::with_capacity(rows.len());
-            for &q in rows.iter() {
-                x.extend_from_slice(&xq[q * inner..(q + 1) * inner]);
-                p.push(probes[q].clone());
-            }
-            search_rows(&x, p)
-        })
+    // The queries and their probes laid out in that order, then searched block by block.
+    let mut sorted_xq = Vec::with_capacity(xq.len());
+    let mut sorted_probes: Probes = Vec::with_capacity(order.len());
+    for &q in &order {
+        sorted_xq.extend_from_slice(&xq[q * inner..(q + 1) * inner]);
+        sorted_probes.push(std::mem::take(&mut probes[q]));
+    }
+    let found: Vec<Result<Vec<Vec<Hit>>>> = sorted_xq
+        .par_chunks(block_rows * inner)
+        .zip(sorted_probes.par_chunks_mut(block_rows))
+        .map(|(x, p)| search_rows(x, p))
         .collect();
     let mut results: Vec<Vec<Hit>> = vec![Vec::new(); order.len()];
-    for (rows, hits) in blocks.iter().zip(found) {
-        for (&q, h) in rows.iter().zip(hits?) {
+    let mut positions = order.iter();
+    for hits in found {
+        for (h, &q) in hits?.into_iter().zip(positions.by_ref()) {
             results[q] = h;
         }
     }
