@@ -226,124 +226,90 @@ pub(crate) fn rotate_group_portable(
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    //! The x86 register-tiled paths of [`super::rotate_group`].
+    //! The x86 register-tiled paths of [`super::rotate_group`], one macro for both widths.
     use std::arch::x86_64::*;
 
-    /// AVX-512 path: tiles of 32 output columns (two registers per block, eight sums in
-    /// registers), then a 16-column tile if one is left.
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F; `dim % 16 == 0`, `rotation_t` is `dim × dim` and
-    /// `inputs` / `outputs` hold `G × dim` floats (checked by the caller).
-    #[target_feature(enable = "avx512f")]
-    pub(super) unsafe fn rotate_group_avx512<const G: usize>(
-        rt: &[f32],
-        dim: usize,
-        inputs: &[f32],
-        outputs: &mut [f32],
-    ) {
-        let (rp, xp, op) = (rt.as_ptr(), inputs.as_ptr(), outputs.as_mut_ptr());
-        let mut t = 0;
-        while t + 32 <= dim {
-            let mut acc = [[_mm512_setzero_ps(); 2]; G];
-            for j in 0..dim {
-                // SAFETY: row j of Rᵀ has dim floats and t + 32 <= dim; x[g][j] is inside
-                // `inputs` (g < G, j < dim).
-                unsafe {
-                    let r0 = _mm512_loadu_ps(rp.add(j * dim + t));
-                    let r1 = _mm512_loadu_ps(rp.add(j * dim + t + 16));
-                    for (g, acc) in acc.iter_mut().enumerate() {
-                        let s = _mm512_set1_ps(*xp.add(g * dim + j));
-                        acc[0] = _mm512_add_ps(acc[0], _mm512_mul_ps(s, r0));
-                        acc[1] = _mm512_add_ps(acc[1], _mm512_mul_ps(s, r1));
+    /// Defines `fn $name::<G>(rotation_t, dim, inputs, outputs)` for one vector width:
+    /// tiles of two registers of output columns per block (`2 G` sums in registers), then
+    /// a one-register tile if one is left (`dim` is a multiple of the register's lanes).
+    macro_rules! rotate_kernel {
+        ($(#[$doc:meta])* $name:ident, $feature:literal, $lanes:literal, $zero:ident,
+         $load:ident, $store:ident, $set1:ident, $add:ident, $mul:ident) => {
+            $(#[$doc])*
+            ///
+            /// # Safety
+            #[doc = concat!("The CPU must support ", $feature, "; `dim` is a multiple of ", $lanes, ",")]
+            /// `rotation_t` is `dim × dim` and `inputs` / `outputs` hold `G × dim` floats
+            /// (checked by the caller).
+            #[target_feature(enable = $feature)]
+            pub(super) unsafe fn $name<const G: usize>(
+                rt: &[f32],
+                dim: usize,
+                inputs: &[f32],
+                outputs: &mut [f32],
+            ) {
+                /// Output columns `t..t + R · lanes` of every block of the group.
+                ///
+                /// # Safety
+                /// As the kernel's, and `t + R · lanes <= dim`.
+                #[inline]
+                #[target_feature(enable = $feature)]
+                unsafe fn tile<const G: usize, const R: usize>(
+                    rp: *const f32,
+                    xp: *const f32,
+                    op: *mut f32,
+                    dim: usize,
+                    t: usize,
+                ) {
+                    let mut acc = [[$zero(); R]; G];
+                    for j in 0..dim {
+                        // SAFETY: row j of Rᵀ has `dim` floats and t + R · lanes <= dim;
+                        // x[g][j] is inside `inputs` (g < G, j < dim).
+                        unsafe {
+                            let mut r = [$zero(); R];
+                            for (i, r) in r.iter_mut().enumerate() {
+                                *r = $load(rp.add(j * dim + t + i * $lanes));
+                            }
+                            for (g, acc) in acc.iter_mut().enumerate() {
+                                let s = $set1(*xp.add(g * dim + j));
+                                for (a, &r) in acc.iter_mut().zip(&r) {
+                                    *a = $add(*a, $mul(s, r));
+                                }
+                            }
+                        }
+                    }
+                    for (g, acc) in acc.iter().enumerate() {
+                        for (i, &a) in acc.iter().enumerate() {
+                            // SAFETY: these columns of block g are inside `outputs`.
+                            unsafe { $store(op.add(g * dim + t + i * $lanes), a) };
+                        }
                     }
                 }
-            }
-            for (g, acc) in acc.iter().enumerate() {
-                // SAFETY: columns t..t + 32 of block g are inside `outputs`.
-                unsafe {
-                    _mm512_storeu_ps(op.add(g * dim + t), acc[0]);
-                    _mm512_storeu_ps(op.add(g * dim + t + 16), acc[1]);
+                let (rp, xp, op) = (rt.as_ptr(), inputs.as_ptr(), outputs.as_mut_ptr());
+                let mut t = 0;
+                while t + 2 * $lanes <= dim {
+                    // SAFETY: the kernel's contract, and t + 2 · lanes <= dim.
+                    unsafe { tile::<G, 2>(rp, xp, op, dim, t) };
+                    t += 2 * $lanes;
+                }
+                if t < dim {
+                    // SAFETY: dim is a multiple of the lanes, so t + lanes == dim.
+                    unsafe { tile::<G, 1>(rp, xp, op, dim, t) };
                 }
             }
-            t += 32;
-        }
-        if t < dim {
-            let mut acc = [_mm512_setzero_ps(); G];
-            for j in 0..dim {
-                // SAFETY: as above with t + 16 == dim.
-                unsafe {
-                    let r0 = _mm512_loadu_ps(rp.add(j * dim + t));
-                    for (g, acc) in acc.iter_mut().enumerate() {
-                        let s = _mm512_set1_ps(*xp.add(g * dim + j));
-                        *acc = _mm512_add_ps(*acc, _mm512_mul_ps(s, r0));
-                    }
-                }
-            }
-            for (g, acc) in acc.iter().enumerate() {
-                // SAFETY: columns t..t + 16 of block g are inside `outputs`.
-                unsafe { _mm512_storeu_ps(op.add(g * dim + t), *acc) };
-            }
-        }
+        };
     }
 
-    /// AVX2 path: tiles of 16 output columns (two registers per block), then an
-    /// 8-column tile if one is left.
-    ///
-    /// # Safety
-    /// The CPU must support AVX2; `dim % 8 == 0`, `rotation_t` is `dim × dim` and
-    /// `inputs` / `outputs` hold `G × dim` floats (checked by the caller).
-    #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn rotate_group_avx2<const G: usize>(
-        rt: &[f32],
-        dim: usize,
-        inputs: &[f32],
-        outputs: &mut [f32],
-    ) {
-        let (rp, xp, op) = (rt.as_ptr(), inputs.as_ptr(), outputs.as_mut_ptr());
-        let mut t = 0;
-        while t + 16 <= dim {
-            let mut acc = [[_mm256_setzero_ps(); 2]; G];
-            for j in 0..dim {
-                // SAFETY: row j of Rᵀ has dim floats and t + 16 <= dim; x[g][j] is inside
-                // `inputs`.
-                unsafe {
-                    let r0 = _mm256_loadu_ps(rp.add(j * dim + t));
-                    let r1 = _mm256_loadu_ps(rp.add(j * dim + t + 8));
-                    for (g, acc) in acc.iter_mut().enumerate() {
-                        let s = _mm256_set1_ps(*xp.add(g * dim + j));
-                        acc[0] = _mm256_add_ps(acc[0], _mm256_mul_ps(s, r0));
-                        acc[1] = _mm256_add_ps(acc[1], _mm256_mul_ps(s, r1));
-                    }
-                }
-            }
-            for (g, acc) in acc.iter().enumerate() {
-                // SAFETY: columns t..t + 16 of block g are inside `outputs`.
-                unsafe {
-                    _mm256_storeu_ps(op.add(g * dim + t), acc[0]);
-                    _mm256_storeu_ps(op.add(g * dim + t + 8), acc[1]);
-                }
-            }
-            t += 16;
-        }
-        if t < dim {
-            let mut acc = [_mm256_setzero_ps(); G];
-            for j in 0..dim {
-                // SAFETY: as above with t + 8 == dim.
-                unsafe {
-                    let r0 = _mm256_loadu_ps(rp.add(j * dim + t));
-                    for (g, acc) in acc.iter_mut().enumerate() {
-                        let s = _mm256_set1_ps(*xp.add(g * dim + j));
-                        *acc = _mm256_add_ps(*acc, _mm256_mul_ps(s, r0));
-                    }
-                }
-            }
-            for (g, acc) in acc.iter().enumerate() {
-                // SAFETY: columns t..t + 8 of block g are inside `outputs`.
-                unsafe { _mm256_storeu_ps(op.add(g * dim + t), *acc) };
-            }
-        }
-    }
+    rotate_kernel!(
+        /// AVX-512 path: tiles of 32 output columns, then one of 16.
+        rotate_group_avx512, "avx512f", 16, _mm512_setzero_ps, _mm512_loadu_ps,
+        _mm512_storeu_ps, _mm512_set1_ps, _mm512_add_ps, _mm512_mul_ps
+    );
+    rotate_kernel!(
+        /// AVX2 path: tiles of 16 output columns, then one of 8.
+        rotate_group_avx2, "avx2", 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_storeu_ps,
+        _mm256_set1_ps, _mm256_add_ps, _mm256_mul_ps
+    );
 }
 
 /// `block ← rotation · block` for one word (`rotation` is `dim × dim` row-major);
