@@ -253,8 +253,11 @@ fn pca_stages_train_and_search() {
 fn list_rank_is_a_deterministic_permutation_grouping_near_lists() {
     let data = clustered(20_000, 31);
     let view = VectorsRef::from_f32(&data, DIM).unwrap();
-    let spec = IndexSpec::parse("IVF256,PQ8x4fs").unwrap();
-    let model = IndexModel::train(&spec, DIM, &view, &TrainOptions::default()).unwrap();
+    let train = |spec: &str| {
+        let spec = IndexSpec::parse(spec).unwrap();
+        IndexModel::train(&spec, DIM, &view, &TrainOptions::default()).unwrap()
+    };
+    let model = train("IVF256,PQ8x4fs");
     let rank = model.list_rank().expect("256 lists are grouped").to_vec();
     let mut sorted = rank.clone();
     sorted.sort_unstable();
@@ -281,20 +284,6 @@ fn list_rank_is_a_deterministic_permutation_grouping_near_lists() {
         "grouped lists are closer"
     );
     // Too few lists to group, and no coarse quantizer: no rank.
-    let few = IndexModel::train(
-        &IndexSpec::parse("IVF16,PQ8x4fs").unwrap(),
-        DIM,
-        &view,
-        &TrainOptions::default(),
-    )
-    .unwrap();
-    assert!(few.list_rank().is_none());
-    let flat = IndexModel::train(
-        &IndexSpec::parse("PQ8x4fs").unwrap(),
-        DIM,
-        &view,
-        &TrainOptions::default(),
-    )
-    .unwrap();
-    assert!(flat.list_rank().is_none());
+    assert!(train("IVF16,PQ8x4fs").list_rank().is_none());
+    assert!(train("PQ8x4fs").list_rank().is_none());
 }
