@@ -8,10 +8,18 @@
 use rayon::prelude::*;
 
 use super::check_rows;
+use super::simd::{self, Level};
 use crate::error::{CodecError, Result};
 use crate::kmeans::{KMeans, KMeansParams};
 
 const LN_2PI: f64 = 1.837_877_066_409_345_5;
+
+/// A component whose log-density is more than this below the best component's gets
+/// responsibility zero without evaluating the exponential: `e^-30 ≈ 9e-14`, far below
+/// what `f32` resolves next to the best component's share (which is at least `1/k`).
+/// In 128-D most components are hundreds of nats away, so this saves nearly every `exp`
+/// and lets the Fisher and EM accumulations skip nearly every component.
+const LOG_CUTOFF: f32 = 30.0;
 
 /// Training parameters of [`DiagGmm::train`].
 #[derive(Debug, Clone)]
@@ -57,15 +65,17 @@ pub struct DiagGmm {
 /// Per-component constants derived from the parameters for evaluating densities.
 pub(crate) struct GmmCache {
     /// `ln π_k − ½ Σ_d ln(2π σ²_kd)`.
-    log_norm: Vec<f32>,
+    pub(crate) log_norm: Vec<f32>,
     /// `1 / σ²_kd`.
     pub(crate) precision: Vec<f32>,
     /// `1 / σ_kd`.
     pub(crate) inv_std: Vec<f32>,
+    /// Instruction set the density kernels run with.
+    pub(crate) level: Level,
 }
 
 /// `Σ_d (x_d − μ_d)² p_d`, written with eight independent accumulators so it vectorises.
-#[inline]
+#[inline(always)]
 fn weighted_sq_dist(x: &[f32], mu: &[f32], prec: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let whole = x.len() / 8 * 8;
@@ -84,6 +94,52 @@ fn weighted_sq_dist(x: &[f32], mu: &[f32], prec: &[f32]) -> f32 {
         tail += (a - m) * (a - m) * p;
     }
     acc.iter().sum::<f32>() + tail
+}
+
+/// [`weighted_sq_dist`] of `x` to four consecutive components at once (`mu`, `prec`:
+/// `4 × dim`): every coordinate of `x` loaded serves four components, and sixteen lanes
+/// per component fill an AVX-512 register (two AVX2 ones).
+#[inline(always)]
+fn weighted_sq_dist4(x: &[f32], mu: &[f32], prec: &[f32]) -> [f32; 4] {
+    const L: usize = 16;
+    let dim = x.len();
+    let whole = dim / L * L;
+    let mut acc = [[0.0f32; L]; 4];
+    for c in (0..whole).step_by(L) {
+        let xa = &x[c..c + L];
+        for (q, aq) in acc.iter_mut().enumerate() {
+            let ma = &mu[q * dim + c..q * dim + c + L];
+            let pa = &prec[q * dim + c..q * dim + c + L];
+            for l in 0..L {
+                let d = xa[l] - ma[l];
+                aq[l] += d * d * pa[l];
+            }
+        }
+    }
+    let mut out = [0.0f32; 4];
+    for (q, (o, aq)) in out.iter_mut().zip(&acc).enumerate() {
+        let r = q * dim + whole..(q + 1) * dim;
+        let tail: f32 = x[whole..]
+            .iter()
+            .zip(&mu[r.clone()])
+            .zip(&prec[r])
+            .map(|((a, m), p)| (a - m) * (a - m) * p)
+            .sum();
+        *o = tree_sum16(aq) + tail;
+    }
+    out
+}
+
+/// Sum of sixteen lanes by halving (lane-wise adds of halves, which vectorise) rather
+/// than a sequential scalar chain.
+#[inline(always)]
+fn tree_sum16(a: &[f32; 16]) -> f32 {
+    let mut h = [0.0f32; 8];
+    for l in 0..8 {
+        h[l] = a[l] + a[l + 8];
+    }
+    let q = [h[0] + h[4], h[1] + h[5], h[2] + h[6], h[3] + h[7]];
+    (q[0] + q[2]) + (q[1] + q[3])
 }
 
 impl DiagGmm {
@@ -143,30 +199,24 @@ impl DiagGmm {
             log_norm,
             precision,
             inv_std,
+            level: Level::detect(),
         }
     }
 
-    /// Posteriors (responsibilities) of one point into `gamma` (`k` entries); returns the
-    /// point's log-likelihood `ln Σ_k π_k N(x | μ_k, σ²_k)`.
-    pub(crate) fn posterior_into(&self, cache: &GmmCache, x: &[f32], gamma: &mut [f32]) -> f64 {
-        let dim = self.dim;
-        let mut best = f32::NEG_INFINITY;
-        for (j, g) in gamma.iter_mut().enumerate() {
-            let r = j * dim..(j + 1) * dim;
-            *g = cache.log_norm[j]
-                - 0.5 * weighted_sq_dist(x, &self.means[r.clone()], &cache.precision[r]);
-            best = best.max(*g);
-        }
-        let mut total = 0.0f64;
-        for g in gamma.iter_mut() {
-            *g = (*g - best).exp();
-            total += f64::from(*g);
-        }
-        let inv = (1.0 / total) as f32;
-        for g in gamma.iter_mut() {
-            *g *= inv;
-        }
-        f64::from(best) + total.ln()
+    /// Responsibilities of the points `x` (at most [`TILE`] rows) into `gamma` (`k` per
+    /// point); returns the sum of their log-likelihoods `ln Σ_k π_k N(x | μ_k, σ²_k)`.
+    pub(crate) fn posteriors_into(&self, cache: &GmmCache, x: &[f32], gamma: &mut [f32]) -> f64 {
+        let mut ll = 0.0;
+        posteriors_at(
+            cache.level,
+            x,
+            &self.means,
+            &cache.precision,
+            &cache.log_norm,
+            gamma,
+            &mut ll,
+        );
+        ll
     }
 
     /// Mean log-likelihood per point of `data` (rows of `dim`).
@@ -183,11 +233,11 @@ impl DiagGmm {
         let total: f64 = data
             .par_chunks(self.dim * 1024)
             .map_init(
-                || vec![0.0f32; self.k],
+                || vec![0.0f32; TILE * self.k],
                 |gamma, chunk| {
                     chunk
-                        .chunks_exact(self.dim)
-                        .map(|x| self.posterior_into(&cache, x, gamma))
+                        .chunks(TILE * self.dim)
+                        .map(|x| self.posteriors_into(&cache, x, gamma))
                         .sum::<f64>()
                 },
             )
@@ -249,24 +299,16 @@ impl DiagGmm {
         data.par_chunks(dim * 1024)
             .map(|chunk| {
                 let mut s = Stats::zero(k, dim);
-                let mut gamma = vec![0.0f32; k];
-                for x in chunk.chunks_exact(dim) {
-                    s.log_likelihood += self.posterior_into(&cache, x, &mut gamma);
-                    for (j, &g) in gamma.iter().enumerate() {
-                        if g == 0.0 {
-                            continue;
-                        }
-                        s.mass[j] += f64::from(g);
-                        let r = j * dim..(j + 1) * dim;
-                        for ((s1, s2), &v) in
-                            s.sum[r.clone()].iter_mut().zip(&mut s.sum_sq[r]).zip(x)
-                        {
-                            let gv = f64::from(g * v);
-                            *s1 += gv;
-                            *s2 += gv * f64::from(v);
-                        }
-                    }
-                }
+                let mut gamma = vec![0.0f32; TILE * k];
+                expectation_at(
+                    cache.level,
+                    chunk,
+                    &self.means,
+                    &cache.precision,
+                    &cache.log_norm,
+                    &mut gamma,
+                    &mut s,
+                );
                 s
             })
             .reduce(|| Stats::zero(k, dim), Stats::merge)
@@ -324,6 +366,115 @@ impl Stats {
         add(&mut self.sum_sq, &o.sum_sq);
         self.log_likelihood += o.log_likelihood;
         self
+    }
+}
+
+/// Points whose responsibilities are computed together: their log-densities are
+/// evaluated four components at a time over the whole tile, so each quad's parameters
+/// (4 KB in 128-D) are read once per tile from L1 instead of all `2·k·dim` parameters
+/// (64 KB for 64 components, more than L1) being streamed from L2 for every point.
+pub(crate) const TILE: usize = 32;
+
+/// Responsibilities of the points `x` (rows of `dim`, at most [`TILE`]) into the first
+/// rows of `gamma` (`k` per point): log-densities `ln π_j N(x | μ_j, σ²_j)`, then
+/// log-sum-exp per point, components more than [`LOG_CUTOFF`] below the point's best set
+/// to zero. Returns the sum of the points' log-likelihoods. Inlined into the
+/// multiversioned kernels below and into the Fisher encoder's.
+#[inline(always)]
+pub(crate) fn posteriors(
+    x: &[f32],
+    means: &[f32],
+    precision: &[f32],
+    log_norm: &[f32],
+    gamma: &mut [f32],
+) -> f64 {
+    let k = log_norm.len();
+    let dim = means.len() / k;
+    let gamma = &mut gamma[..x.len() / dim * k];
+    let quads = k / 4;
+    for q in 0..quads {
+        let r = q * 4 * dim..(q + 1) * 4 * dim;
+        let (mq, pq) = (&means[r.clone()], &precision[r]);
+        let c = &log_norm[q * 4..q * 4 + 4];
+        for (xt, gt) in x.chunks_exact(dim).zip(gamma.chunks_exact_mut(k)) {
+            let d4 = weighted_sq_dist4(xt, mq, pq);
+            for (i, g) in gt[q * 4..q * 4 + 4].iter_mut().enumerate() {
+                *g = c[i] - 0.5 * d4[i];
+            }
+        }
+    }
+    for j in quads * 4..k {
+        let r = j * dim..(j + 1) * dim;
+        for (xt, gt) in x.chunks_exact(dim).zip(gamma.chunks_exact_mut(k)) {
+            gt[j] =
+                log_norm[j] - 0.5 * weighted_sq_dist(xt, &means[r.clone()], &precision[r.clone()]);
+        }
+    }
+    gamma.chunks_exact_mut(k).map(softmax_in_place).sum()
+}
+
+/// Log-densities → responsibilities in place (log-sum-exp with [`LOG_CUTOFF`]); returns
+/// the log-likelihood `ln Σ_j e^{g_j}`.
+#[inline(always)]
+fn softmax_in_place(g: &mut [f32]) -> f64 {
+    let best = g.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut total = 0.0f64;
+    for v in g.iter_mut() {
+        let t = *v - best;
+        *v = if t > -LOG_CUTOFF { t.exp() } else { 0.0 };
+        total += f64::from(*v);
+    }
+    let inv = (1.0 / total) as f32;
+    for v in g.iter_mut() {
+        *v *= inv;
+    }
+    f64::from(best) + total.ln()
+}
+
+simd::multiversion! {
+    /// [`posteriors`] compiled for `level`; the summed log-likelihood goes to `ll`.
+    fn posteriors_at(
+        x: &[f32],
+        means: &[f32],
+        precision: &[f32],
+        log_norm: &[f32],
+        gamma: &mut [f32],
+        ll: &mut f64,
+    ) {
+        *ll = posteriors(x, means, precision, log_norm, gamma);
+    }
+}
+
+simd::multiversion! {
+    /// Adds the EM statistics of the points of `chunk` to `s` (compiled for `level`);
+    /// `gamma` holds `TILE × k`.
+    fn expectation_at(
+        chunk: &[f32],
+        means: &[f32],
+        precision: &[f32],
+        log_norm: &[f32],
+        gamma: &mut [f32],
+        s: &mut Stats,
+    ) {
+        let k = log_norm.len();
+        let dim = means.len() / k;
+        for tile in chunk.chunks(TILE * dim) {
+            s.log_likelihood += posteriors(tile, means, precision, log_norm, gamma);
+            for (x, gx) in tile.chunks_exact(dim).zip(gamma.chunks_exact(k)) {
+                for (j, &g) in gx.iter().enumerate() {
+                    if g == 0.0 {
+                        continue;
+                    }
+                    s.mass[j] += f64::from(g);
+                    let r = j * dim..(j + 1) * dim;
+                    for ((s1, s2), &v) in s.sum[r.clone()].iter_mut().zip(&mut s.sum_sq[r]).zip(x) {
+                        let gv = f64::from(g * v);
+                        *s1 += gv;
+                        *s2 += gv * f64::from(v);
+                    }
+                }
+            }
+        }
     }
 }
 
