@@ -292,6 +292,54 @@ fn every_file_truncated_or_flipped_is_caught() {
     );
 }
 
+/// Compaction rewrites every row into a new segment with fresh checksums, so it must
+/// refuse a damaged source segment (with the same typed error `verify` gives) instead of
+/// laundering the damage into a file that verifies. Flips bytes across each segment file;
+/// wherever `verify` notices, a writable open + `compact` must fail and the directory must
+/// still fail `verify` afterwards.
+#[test]
+fn compaction_refuses_damaged_segments() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("db");
+    build(&dir);
+    let pristine = read_dir(&dir);
+    let put_back = || {
+        for e in std::fs::read_dir(&dir).expect("read_dir") {
+            std::fs::remove_file(e.expect("entry").path()).expect("remove");
+        }
+        for (name, bytes) in &pristine {
+            std::fs::write(dir.join(name), bytes).expect("restore");
+        }
+    };
+    let mut refused = 0;
+    for (name, bytes) in pristine.iter().filter(|(n, _)| n.starts_with("seg-")) {
+        let stride = (bytes.len() / 60).max(1);
+        for off in (0..bytes.len()).step_by(stride) {
+            let mut damaged = bytes.clone();
+            damaged[off] ^= 0x5A;
+            std::fs::write(dir.join(name), &damaged).expect("flip");
+            if Database::verify(&dir).is_ok() {
+                put_back();
+                continue;
+            }
+            if let Ok(db) = Database::open(&dir) {
+                match db.compact() {
+                    Ok(r) => panic!("{name} byte {off}: compaction of a damaged segment: {r:?}"),
+                    Err(e) => assert!(is_corruption(&e), "{name} byte {off}: {e:?}"),
+                }
+                drop(db);
+                assert!(
+                    Database::verify(&dir).is_err(),
+                    "{name} byte {off}: the damage no longer shows after compaction"
+                );
+                refused += 1;
+            }
+            put_back();
+        }
+    }
+    assert!(refused > 20, "only {refused} damaged segments reached compaction");
+}
+
 mod parser_props {
     //! Property tests (run in CI, where the fuzzers of `fuzz/` are not): arbitrary spec
     //! strings, and arbitrary or mutated bytes in place of a model file or any other file

@@ -396,7 +396,9 @@ impl Database {
     }
 
     /// Flushes buffered rows to a new segment, writes new deletes files, publishes the
-    /// manifest and starts a new log. Then applies the compaction policy.
+    /// manifest and starts a new log. Then applies the compaction policy; if that
+    /// compaction finds a damaged segment, the commit is already durable and the
+    /// corruption error is returned.
     pub fn commit(&self) -> Result<()> {
         self.check_writable()?;
         let mut w = self.writer.lock();
@@ -545,7 +547,9 @@ impl Database {
     }
 
     /// Merges every segment into one, dropping deleted rows (codes are copied, never
-    /// re-encoded), and swaps it in atomically; searches go on meanwhile.
+    /// re-encoded), and swaps it in atomically; searches go on meanwhile. Every section
+    /// checksum of the merged segments is checked first: a damaged segment is a
+    /// corruption error (as from [`Database::verify`]) and no merged segment is written.
     pub fn compact(&self) -> Result<CompactReport> {
         self.check_writable()?;
         let mut w = self.writer.lock();
@@ -575,6 +579,12 @@ impl Database {
         let Some(model) = snap.model.clone() else {
             return Ok(CompactReport::default());
         };
+        // Compaction copies every row into a new segment with fresh checksums, so damage
+        // in a source segment would become undetectable: check every section first (the
+        // merge reads all of them anyway).
+        for s in &snap.segments {
+            s.verify_checksums()?;
+        }
         let views: Vec<PartView<'_>> = snap.segments.iter().map(|s| s.view()).collect();
         let part = merge_parts(
             &views,
