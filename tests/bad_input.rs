@@ -291,7 +291,18 @@ fn not_a_database_and_a_second_writer() {
     assert!(Database::create(tmp.path().join("x1"), "IVF0,Flat", DIM).is_err());
     assert!(Database::create(tmp.path().join("x2"), "nonsense", DIM).is_err());
     assert!(Database::create(tmp.path().join("x3"), "Flat", 0).is_err());
+    assert!(Database::create(tmp.path().join("x3"), "Flat", (1 << 20) + 1).is_err());
+    assert!(Database::create(tmp.path().join("x3"), "VLAD65536", 128).is_err());
+    assert!(!tmp.path().join("x3").exists());
     assert!(Database::create(tmp.path().join("x4"), "PQ3", DIM).is_err());
+    // An error after the encoder token quotes the whole spec.
+    let twice = Database::create(tmp.path().join("x5"), "VLAD8,VLAD8,Flat", DIM)
+        .expect_err("two encoder stages");
+    assert!(
+        twice.to_string().contains("\"VLAD8,VLAD8,Flat\"")
+            && twice.to_string().contains("first stage"),
+        "{twice}"
+    );
     // A second writer is refused while the first holds the lock; readers are fine.
     let path = ready(tmp.path());
     let before = fingerprint(&path);

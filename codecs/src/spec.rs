@@ -56,26 +56,46 @@ pub struct IndexSpec {
 
 fn err(spec: &str, reason: impl Into<String>) -> CodecError {
     CodecError::Spec {
-        spec: spec.to_string(),
+        spec: clip(spec),
         reason: reason.into(),
+    }
+}
+
+/// A token quoted in an error message: `Debug`-quoted and clipped like [`clip`].
+struct Quoted<'a>(&'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", clip(self.0))
+    }
+}
+
+/// A spec (or token) as quoted in an error: at most 80 characters, so that a runaway
+/// argument still gives a one-line message.
+pub fn clip(text: &str) -> String {
+    const MAX: usize = 80;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
     }
 }
 
 /// Parses a positive decimal number; `what` names it in errors.
 fn number(spec: &str, token: &str, digits: &str, what: &str) -> Result<usize> {
+    let quoted = Quoted(token);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(err(
             spec,
-            format!("token {token:?}: expected a number of {what}"),
+            format!("token {quoted}: expected a number of {what}"),
         ));
     }
     let v: usize = digits
         .parse()
-        .map_err(|_| err(spec, format!("token {token:?}: {what} too large")))?;
+        .map_err(|_| err(spec, format!("token {quoted}: {what} too large")))?;
     if v == 0 {
         return Err(err(
             spec,
-            format!("token {token:?}: {what} must be at least 1"),
+            format!("token {quoted}: {what} must be at least 1"),
         ));
     }
     Ok(v)
@@ -100,6 +120,7 @@ fn parse_pca(spec: &str, token: &str) -> Result<PcaStage> {
 }
 
 fn parse_pq(spec: &str, token: &str) -> Result<QuantizerSpec> {
+    let quoted = Quoted(token);
     let body = &token[2..];
     if let Some(fs) = body.strip_suffix("fs") {
         let m_str = match fs.split_once('x') {
@@ -108,7 +129,7 @@ fn parse_pq(spec: &str, token: &str) -> Result<QuantizerSpec> {
             Some(_) => {
                 return Err(err(
                     spec,
-                    format!("token {token:?}: fast-scan PQ codes have 4 bits (PQ<m>x4fs)"),
+                    format!("token {quoted}: fast-scan PQ codes have 4 bits (PQ<m>x4fs)"),
                 ));
             }
         };
@@ -121,7 +142,7 @@ fn parse_pq(spec: &str, token: &str) -> Result<QuantizerSpec> {
             if !(1..=8).contains(&nbits) {
                 return Err(err(
                     spec,
-                    format!("token {token:?}: nbits = {nbits} is out of range (1..=8)"),
+                    format!("token {quoted}: nbits = {nbits} is out of range (1..=8)"),
                 ));
             }
             (m, nbits as u32)
@@ -148,20 +169,21 @@ impl IndexSpec {
         let mut quantizer = None;
         let mut refine = None;
         for (pos, &token) in tokens.iter().enumerate() {
+            let quoted = Quoted(token);
             if token.is_empty() {
                 return Err(err(spec, format!("empty token at position {}", pos + 1)));
             }
             if refine.is_some() {
                 return Err(err(
                     spec,
-                    format!("token {token:?} after the refine stage (it must be last)"),
+                    format!("token {quoted} after the refine stage (it must be last)"),
                 ));
             }
             if token.starts_with("PCA") {
                 if pos != 0 {
                     return Err(err(
                         spec,
-                        format!("token {token:?}: PCA must be the first stage"),
+                        format!("token {quoted}: PCA must be the first stage"),
                     ));
                 }
                 pca = Some(parse_pca(spec, token)?);
@@ -170,7 +192,7 @@ impl IndexSpec {
                     return Err(err(
                         spec,
                         format!(
-                            "token {token:?}: L2norm must come once, before IVF and the quantizer"
+                            "token {quoted}: L2norm must come once, before IVF and the quantizer"
                         ),
                     ));
                 }
@@ -179,13 +201,13 @@ impl IndexSpec {
                 if ivf.is_some() || quantizer.is_some() {
                     return Err(err(
                         spec,
-                        format!("token {token:?}: IVF must come once, before the quantizer"),
+                        format!("token {quoted}: IVF must come once, before the quantizer"),
                     ));
                 }
                 ivf = Some(number(spec, token, n, "inverted lists")?);
             } else if token == "Flat" || token.starts_with("PQ") {
                 if quantizer.is_some() {
-                    return Err(err(spec, format!("token {token:?}: a second quantizer")));
+                    return Err(err(spec, format!("token {quoted}: a second quantizer")));
                 }
                 quantizer = Some(if token == "Flat" {
                     QuantizerSpec::Flat
@@ -194,23 +216,34 @@ impl IndexSpec {
                 });
             } else if matches!(token, "RFlat" | "Refine(Flat)" | "RF16") {
                 if quantizer.is_none() {
-                    return Err(err(spec, format!("token {token:?} before any quantizer")));
+                    return Err(err(spec, format!("token {quoted} before any quantizer")));
                 }
                 refine = Some(if token == "RF16" {
                     RefineSpec::F16
                 } else {
                     RefineSpec::Flat
                 });
-            } else if token.starts_with("VLAD") || token.starts_with("OPQ") {
+            } else if ["VLAD", "FV", "BOF"].iter().any(|p| token.starts_with(p)) {
                 return Err(err(
                     spec,
-                    format!("token {token:?}: stage not implemented yet"),
+                    format!(
+                        "token {quoted}: an encoder stage (VLAD, FV, BOF) must be the first \
+                         stage, and there is only one"
+                    ),
+                ));
+            } else if token.starts_with("OPQ") {
+                return Err(err(
+                    spec,
+                    format!(
+                        "token {quoted}: OPQ is not supported (PCAR<d> / PCAWR<d> rotate \
+                         before PQ)"
+                    ),
                 ));
             } else {
                 return Err(err(
                     spec,
                     format!(
-                        "unknown token {token:?} (expected PCA<d>, L2norm, IVF<n>, Flat, \
+                        "unknown token {quoted} (expected PCA<d>, L2norm, IVF<n>, Flat, \
                          PQ<m>[x<bits>], PQ<m>x4fs, RFlat or RF16)"
                     ),
                 ));
@@ -341,11 +374,25 @@ mod tests {
             ("IVF16,L2norm,Flat", "\"L2norm\""),
             ("PQ8,RF16,RFlat", "\"RFlat\""),
             ("VLAD64,PQ16", "\"VLAD64\""),
+            ("Flat,FV64", "must be the first stage"),
+            ("OPQ16,PQ16", "PCAWR"),
             ("PQ8,,Flat", "position 2"),
         ] {
             let e = IndexSpec::parse(s).unwrap_err().to_string();
             assert!(e.contains(needle), "{s:?}: {e}");
             assert!(!e.contains('\n'));
         }
+    }
+
+    #[test]
+    fn long_specs_and_tokens_are_clipped_in_errors() {
+        let token = format!("PQ{}", "9".repeat(5000));
+        let e = IndexSpec::parse(&format!("IVF16,{token}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.len() < 300, "{} characters", e.len());
+        assert!(e.contains("too large") && e.contains('…'), "{e}");
+        assert_eq!(clip("short"), "short");
+        assert_eq!(clip(&"é".repeat(81)), format!("{}…", "é".repeat(80)));
     }
 }

@@ -253,7 +253,7 @@ pub fn parse_encoder(token: &str) -> Result<Option<EncoderSpec>> {
         return Ok(None);
     };
     let err = |reason: String| CodecError::Spec {
-        spec: token.to_string(),
+        spec: crate::spec::clip(token),
         reason,
     };
     let mut parts = rest.split('_');

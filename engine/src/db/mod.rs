@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use vladdb_codecs::encode::{EncoderSpec, SetEncoder, parse_encoder};
+use vladdb_codecs::error::CodecError;
 use vladdb_codecs::index::IndexModel;
 use vladdb_codecs::spec::IndexSpec;
 
@@ -146,11 +147,6 @@ impl Database {
         options: Options,
     ) -> Result<Database> {
         let path = path.as_ref();
-        if dim == 0 {
-            return Err(Error::InvalidArgument(
-                "the dimension must be at least 1".into(),
-            ));
-        }
         FullSpec::parse(spec, dim)?;
         if path.exists() {
             let entries = std::fs::read_dir(path)
@@ -406,12 +402,17 @@ struct FullSpec {
     text: String,
 }
 
+/// Largest input or index dimension: 2²⁰ (a 4 MiB vector), well above any descriptor or
+/// global image vector (`VLAD1024` on 128-D SIFT is 131,072), low enough that a typo in
+/// `--dim` fails at `create` rather than at the first allocation.
+const MAX_DIM: usize = 1 << 20;
+
 impl FullSpec {
     fn parse(spec: &str, dim: usize) -> Result<FullSpec> {
-        if dim == 0 {
-            return Err(Error::InvalidArgument(
-                "the dimension must be at least 1".into(),
-            ));
+        if dim == 0 || dim > MAX_DIM {
+            return Err(Error::InvalidArgument(format!(
+                "the dimension must be between 1 and {MAX_DIM}, got {dim}"
+            )));
         }
         let (first, rest) = match spec.split_once(',') {
             Some((a, b)) => (a.trim(), Some(b)),
@@ -421,8 +422,20 @@ impl FullSpec {
             Some(e) => (Some(e), rest.unwrap_or("Flat")),
             None => (None, spec),
         };
-        let index = IndexSpec::parse(index_text)?;
+        // Errors quote the whole spec, not just the part after the encoder token.
+        let index = IndexSpec::parse(index_text).map_err(|e| match e {
+            CodecError::Spec { reason, .. } => CodecError::Spec {
+                spec: vladdb_codecs::spec::clip(spec),
+                reason,
+            },
+            e => e,
+        })?;
         let index_dim = encoder.as_ref().map_or(dim, |e| e.dim_out(dim));
+        if index_dim > MAX_DIM {
+            return Err(Error::InvalidArgument(format!(
+                "the encoder's vectors would have {index_dim} dimensions, more than {MAX_DIM}"
+            )));
+        }
         vladdb_codecs::index::validate_spec(&index, index_dim)?;
         let text = match &encoder {
             Some(e) => format!("{e},{index}"),
