@@ -20,16 +20,24 @@ use crate::{CliResult, err, with_threads};
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
     /// Database vectors (.fvecs, .bvecs or .npy).
-    #[arg(long, required_unless_present = "base_sets")]
+    #[arg(
+        long,
+        required_unless_present = "base_sets",
+        conflicts_with = "base_sets"
+    )]
     pub base: Option<PathBuf>,
     /// Query vectors (same dimension as --base).
-    #[arg(long, required_unless_present = "base_sets")]
+    #[arg(
+        long,
+        required_unless_present = "base_sets",
+        conflicts_with = "base_sets"
+    )]
     pub query: Option<PathBuf>,
     /// Training vectors (default: train on --base).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "base_sets")]
     pub learn: Option<PathBuf>,
     /// Exact nearest neighbours (.ivecs, nearest first); computed here if missing.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "base_sets")]
     pub gt: Option<PathBuf>,
     /// Use only the first N queries.
     #[arg(long)]
@@ -84,6 +92,10 @@ pub fn run(args: &BenchArgs) -> CliResult<()> {
     if args.k == 0 {
         return Err("-k must be at least 1".into());
     }
+    if args.runs == Some(0) {
+        return Err("--runs must be at least 1".into());
+    }
+    spec_list(args)?;
     if args.base_sets.is_some() {
         if args.plotting.plot.is_some() {
             return Err("--plot draws ANN benchmarks, not the retrieval benchmark".into());
@@ -151,7 +163,7 @@ pub fn run(args: &BenchArgs) -> CliResult<()> {
     };
 
     let truth = match &args.gt {
-        Some(path) => load_truth(path, nq)?,
+        Some(path) => load_truth(path, nq, base.rows())?,
         None => {
             let start = Instant::now();
             let exact = with_threads(threads, || exact::knn_l2(&queries, &base.vectors(), 100))?
@@ -167,13 +179,7 @@ pub fn run(args: &BenchArgs) -> CliResult<()> {
         }
     };
 
-    let specs: Vec<String> = args
-        .spec
-        .iter()
-        .flat_map(|s| s.split(';'))
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
+    let specs = spec_list(args)?;
     let mut rows = Vec::new();
     for spec in &specs {
         let spec_rows = if spec.eq_ignore_ascii_case("flat") {
@@ -195,6 +201,21 @@ pub fn run(args: &BenchArgs) -> CliResult<()> {
         plot::write_bench_plot(path, &rows, compare, &dataset, plotting.plot_metric)?;
     }
     Ok(())
+}
+
+/// The specs of `--spec` (repeated and/or separated by `;`); at least one.
+pub fn spec_list(args: &BenchArgs) -> CliResult<Vec<String>> {
+    let specs: Vec<String> = args
+        .spec
+        .iter()
+        .flat_map(|s| s.split(';'))
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if specs.is_empty() {
+        return Err("--spec names no index spec".into());
+    }
+    Ok(specs)
 }
 
 /// Exact search straight over the (memory-mapped) base file.
@@ -242,8 +263,9 @@ fn bench_flat(
     }])
 }
 
-/// Reads the first `nq` rows of an `.ivecs` ground-truth file.
-fn load_truth(path: &PathBuf, nq: usize) -> CliResult<Truth> {
+/// Reads the first `nq` rows of an `.ivecs` ground-truth file (negative entries are
+/// padding and skipped; an id that is not a row of the base, `base_rows`, is an error).
+fn load_truth(path: &PathBuf, nq: usize, base_rows: usize) -> CliResult<Truth> {
     let gt = read_ivecs(path).map_err(err)?;
     if gt.rows < nq {
         return Err(format!(
@@ -252,9 +274,21 @@ fn load_truth(path: &PathBuf, nq: usize) -> CliResult<Truth> {
             gt.rows
         ));
     }
+    let width = gt.dim.max(1);
+    if let Some(at) = gt.data[..nq * width]
+        .iter()
+        .position(|&id| usize::try_from(id).is_ok_and(|id| id >= base_rows))
+    {
+        return Err(format!(
+            "{}: query {} lists id {}, but the base has {base_rows} rows",
+            path.display(),
+            at / width,
+            gt.data[at]
+        ));
+    }
     Ok(gt
         .data
-        .chunks_exact(gt.dim.max(1))
+        .chunks_exact(width)
         .take(nq)
         .map(|row| {
             row.iter()

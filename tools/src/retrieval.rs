@@ -157,20 +157,26 @@ pub fn bench(args: &BenchArgs) -> CliResult<()> {
     };
     let truth = read_npy_i64(truth_p).map_err(err)?;
     let nq = args.queries.unwrap_or(query.images()).min(query.images());
-    if truth.len() < nq {
+    if truth.len() != query.images() {
         return Err(format!(
-            "{}: {} truths for {nq} queries",
+            "{}: {} truths for {} query images (one database index per query)",
             truth_p.display(),
-            truth.len()
+            truth.len(),
+            query.images()
         ));
     }
-    let specs: Vec<String> = args
-        .spec
+    if let Some(q) = truth
         .iter()
-        .flat_map(|s| s.split(';'))
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
+        .position(|&t| usize::try_from(t).map_or(true, |t| t >= base.images()))
+    {
+        return Err(format!(
+            "{}: query {q}'s truth {} is not an image of the database ({} images)",
+            truth_p.display(),
+            truth[q],
+            base.images()
+        ));
+    }
+    let specs = crate::bench::spec_list(args)?;
     for spec_text in &specs {
         let (enc_spec, index_spec) = encoder_spec(spec_text)?;
         let spinner = progress::spinner(&format!("train {enc_spec}"));

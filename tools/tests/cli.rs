@@ -151,6 +151,40 @@ fn missing_file_and_bad_arguments_exit_1() {
 }
 
 #[test]
+fn bench_refuses_inconsistent_arguments() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    // Ground truth naming row 30,000 of a 30,000-row base.
+    let bad_gt = tmp.path().join("bad.ivecs");
+    let mut bytes = Vec::new();
+    for row in [[1i32, 2], [30_000, 3]] {
+        bytes.extend_from_slice(&2i32.to_le_bytes());
+        for id in row {
+            bytes.extend_from_slice(&id.to_le_bytes());
+        }
+    }
+    std::fs::write(&bad_gt, bytes).expect("write");
+    let bad_gt = bad_gt.to_string_lossy().into_owned();
+    let (base, query) = (sample("base.bvecs"), sample("query.bvecs"));
+    let common = ["bench", "--base", &base, "--query", &query, "-k", "2"];
+    for (extra, needle) in [
+        (vec!["--spec", ";"], "no index spec"),
+        (vec!["--spec", "Flat", "--runs", "0"], "--runs"),
+        (
+            vec!["--spec", "Flat", "--queries", "2", "--gt", &bad_gt],
+            "30000",
+        ),
+        (vec!["--spec", "Flat", "--base-sets", "x"], "cannot be used"),
+    ] {
+        let args: Vec<&str> = common.iter().copied().chain(extra).collect();
+        let out = vladdb(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let line = stderr_line(&out);
+        assert_eq!(line.lines().count(), 1, "{args:?}: {line}");
+        assert!(line.contains(needle), "{args:?}: {line}");
+    }
+}
+
+#[test]
 fn fast_scan_and_rerank_recall_on_the_sample() {
     // Fixed seeds, the bundled sample (30k SIFT, 200 queries): fast-scan codes alone, and
     // re-ranked with stored f32 / f16 vectors. Measured 0.935 / 0.9975 / 0.9975.
@@ -192,4 +226,43 @@ fn fast_scan_and_rerank_recall_on_the_sample() {
     // Half-precision vectors take about half the bytes of f32 ones.
     let bytes = |i: usize| rows[i]["bytes"].as_f64().expect("bytes");
     assert!(bytes(2) < 0.6 * bytes(1), "{} vs {}", bytes(2), bytes(1));
+}
+
+#[test]
+fn database_commands_print_json_when_asked() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = tmp.path().join("db").to_string_lossy().into_owned();
+    let base = sample("base.bvecs");
+    let run = |args: &[&str]| -> serde_json::Value {
+        let out = vladdb(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr_line(&out));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let first = text.lines().next().unwrap_or_default();
+        serde_json::from_str(first).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
+    };
+    let ok = |args: &[&str]| {
+        let out = vladdb(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr_line(&out));
+    };
+    ok(&["create", &db, "--spec", "IVF4,Flat", "--dim", "128"]);
+    ok(&["train", &db, "--input", &base]);
+    ok(&["add", &db, "--input", &base, "--limit", "300"]);
+    ok(&[
+        "add", &db, "--input", &base, "--offset", "300", "--limit", "200",
+    ]);
+    ok(&["delete", &db, "--ids", "0..9"]);
+    let stats = run(&["stats", &db, "--json"]);
+    assert_eq!(stats["vectors"], 490, "{stats}");
+    let compacted = run(&["compact", &db, "--json"]);
+    assert_eq!(compacted["segments_after"], 1, "{compacted}");
+    assert_eq!(compacted["rows_dropped"], 10, "{compacted}");
+    let verified = run(&["verify", &db, "--json"]);
+    assert_eq!(verified["ok"], true, "{verified}");
+    assert_eq!(verified["rows"], 490, "{verified}");
+    let hits = run(&[
+        "search", &db, "--input", &base, "--offset", "20", "--limit", "1", "-k", "3", "--nprobe",
+        "4", "--json",
+    ]);
+    assert_eq!(hits["query"], 20, "{hits}");
+    assert_eq!(hits["ids"][0], 20, "{hits}");
 }
