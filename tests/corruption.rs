@@ -337,7 +337,10 @@ fn compaction_refuses_damaged_segments() {
             put_back();
         }
     }
-    assert!(refused > 20, "only {refused} damaged segments reached compaction");
+    assert!(
+        refused > 20,
+        "only {refused} damaged segments reached compaction"
+    );
 }
 
 mod parser_props {

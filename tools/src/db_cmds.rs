@@ -214,7 +214,7 @@ pub fn add(a: &AddArgs) -> CliResult<()> {
         Source::Vectors(file) => {
             let (offset, count) = input_rows(&a.input, file.rows())?;
             let names = match &a.names {
-                Some(path) => Some(read_names(path, offset, count)?),
+                Some(path) => Some(read_names(path, file.rows(), offset, count)?),
                 None => None,
             };
             let data = file.vectors().slice(offset, count).map_err(err)?;
@@ -229,7 +229,7 @@ pub fn add(a: &AddArgs) -> CliResult<()> {
         Source::Sets(files) => {
             let (offset, count) = input_rows(&a.input, files.images())?;
             let names = match (&a.names, files.names()) {
-                (Some(path), _) => Some(read_names(path, offset, count)?),
+                (Some(path), _) => Some(read_names(path, files.images(), offset, count)?),
                 (None, Some(all)) => Some(all[offset..offset + count].to_vec()),
                 (None, None) => None,
             };
@@ -248,7 +248,7 @@ pub fn add(a: &AddArgs) -> CliResult<()> {
                     offset + empty[0]
                 );
             }
-            count
+            count - empty.len()
         }
     };
     db.commit().map_err(err)?;
@@ -261,27 +261,26 @@ pub fn add(a: &AddArgs) -> CliResult<()> {
 fn ids_from(start_id: u64, offset: usize, count: usize) -> CliResult<Vec<u64>> {
     let first = start_id
         .checked_add(offset as u64)
-        .filter(|f| f.checked_add(count as u64).is_some())
+        .filter(|f| f.checked_add((count as u64).saturating_sub(1)).is_some())
         .ok_or("--start-id plus the row numbers overflows 64-bit ids")?;
-    Ok((first..first + count as u64).collect())
+    Ok((0..count as u64).map(|i| first + i).collect())
 }
 
-fn read_names(path: &Path, offset: usize, count: usize) -> CliResult<Vec<String>> {
+fn read_names(path: &Path, rows: usize, offset: usize, count: usize) -> CliResult<Vec<String>> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let names: Vec<String> = text
+    let lines = text.lines().count();
+    if lines != rows {
+        return Err(format!(
+            "{}: {lines} names for {rows} rows of input (one name per line, one line per row)",
+            path.display()
+        ));
+    }
+    Ok(text
         .lines()
         .skip(offset)
         .take(count)
         .map(str::to_string)
-        .collect();
-    if names.len() != count {
-        return Err(format!(
-            "{}: {} names for {count} vectors (from row {offset})",
-            path.display(),
-            names.len()
-        ));
-    }
-    Ok(names)
+        .collect())
 }
 
 /// Parses `1,5,10..20` (ranges inclusive).
@@ -337,6 +336,13 @@ pub fn search(a: &SearchArgs) -> CliResult<()> {
     let start = Instant::now();
     let (offset, count, results) = match &source {
         Source::Vectors(file) => {
+            if file.dim() != db.index_dim() {
+                return Err(format!(
+                    "queries of dimension {} given, the database holds dimension {}",
+                    file.dim(),
+                    db.index_dim()
+                ));
+            }
             let (offset, count) = input_rows(&a.input, file.rows())?;
             let queries = file.vectors().to_f32_vec(offset, count);
             let results = db.search_batch(&queries, &params).map_err(err)?;
@@ -345,7 +351,12 @@ pub fn search(a: &SearchArgs) -> CliResult<()> {
         Source::Sets(files) => {
             let (offset, count) = input_rows(&a.input, files.images())?;
             let sub = sub_sets(files, offset, count)?;
-            let results = db.search_sets(&sub.as_sets()?, &params).map_err(err)?;
+            let sets = sub.as_sets()?;
+            let empty = (0..count).filter(|&i| sets.count(i) == 0).count();
+            if empty > 0 {
+                eprintln!("vladdb: {empty} query images have no descriptors and match nothing");
+            }
+            let results = db.search_sets(&sets, &params).map_err(err)?;
             (offset, count, results)
         }
     };
@@ -431,18 +442,37 @@ pub fn compact(a: &DbArgs) -> CliResult<()> {
     let db = Database::open(&a.db).map_err(err)?;
     let start = Instant::now();
     let r = db.compact().map_err(err)?;
+    let seconds = start.elapsed().as_secs_f64();
+    if a.json {
+        let out = serde_json::json!({
+            "segments_before": r.segments_before,
+            "segments_after": r.segments_after,
+            "rows_dropped": r.rows_dropped,
+            "seconds": seconds,
+        });
+        println!("{out}");
+        return Ok(());
+    }
     println!(
-        "compacted {} segments into {}, dropped {} deleted rows, in {:.2} s",
-        r.segments_before,
-        r.segments_after,
-        r.rows_dropped,
-        start.elapsed().as_secs_f64()
+        "compacted {} segments into {}, dropped {} deleted rows, in {seconds:.2} s",
+        r.segments_before, r.segments_after, r.rows_dropped,
     );
     Ok(())
 }
 
 pub fn verify(a: &DbArgs) -> CliResult<()> {
     let r = Database::verify(&a.db).map_err(err)?;
+    if a.json {
+        let out = serde_json::json!({
+            "ok": true,
+            "files": r.files,
+            "segments": r.segments,
+            "rows": r.rows,
+            "log_records": r.log_records,
+        });
+        println!("{out}");
+        return Ok(());
+    }
     println!(
         "ok: {} files, {} segments, {} rows, {} log records checked",
         r.files, r.segments, r.rows, r.log_records
@@ -452,7 +482,23 @@ pub fn verify(a: &DbArgs) -> CliResult<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_ids;
+    use super::{ids_from, parse_ids};
+
+    #[test]
+    fn ids_reach_the_largest_id_and_no_further() {
+        assert_eq!(
+            ids_from(u64::MAX - 2, 0, 3),
+            Ok(vec![u64::MAX - 2, u64::MAX - 1, u64::MAX])
+        );
+        assert_eq!(
+            ids_from(u64::MAX - 3, 1, 3),
+            Ok(vec![u64::MAX - 2, u64::MAX - 1, u64::MAX])
+        );
+        assert!(ids_from(u64::MAX - 2, 0, 4).is_err());
+        assert!(ids_from(u64::MAX, 1, 0).is_err());
+        assert_eq!(ids_from(u64::MAX, 0, 0), Ok(vec![]));
+        assert_eq!(ids_from(7, 2, 2), Ok(vec![9, 10]));
+    }
 
     #[test]
     fn id_lists_and_inclusive_ranges() {

@@ -132,11 +132,20 @@ pub fn default_sample_dir() -> PathBuf {
         .join("sample")
 }
 
+/// Upper bound on `--threads`: far beyond any machine's cores, low enough that a typo
+/// cannot start tens of thousands of threads (each with its own scratch buffers).
+const MAX_THREADS: usize = 1024;
+
 /// Runs `f` on a rayon pool of `threads` threads (0 = all cores). Pools are made once per
 /// size and reused, so timed sections never include thread start-up.
 pub fn with_threads<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> CliResult<T> {
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex, OnceLock};
+    if threads > MAX_THREADS {
+        return Err(format!(
+            "--threads {threads} is more than {MAX_THREADS}; use 0 for one thread per core"
+        ));
+    }
     static POOLS: OnceLock<Mutex<HashMap<usize, Arc<rayon::ThreadPool>>>> = OnceLock::new();
     let pool = {
         let mut pools = POOLS

@@ -118,6 +118,12 @@ fn fixture() -> Fixture {
     inf[5] = f32::INFINITY;
     write_fvecs(dir.join("inf.fvecs"), &inf, DIM).expect("write");
     write_fvecs(dir.join("dim7.fvecs"), &rows(10, 5)[..70], 7).expect("write");
+    // 40 and 160 values: whole numbers of 8-D rows, so only the file's own dimension
+    // tells that they do not fit.
+    write_fvecs(dir.join("dim4.fvecs"), &rows(10, 6)[..40], 4).expect("write");
+    write_fvecs(dir.join("dim16.fvecs"), &rows(20, 7), 16).expect("write");
+    let names: Vec<String> = (0..301).map(|i| format!("n{i}")).collect();
+    std::fs::write(dir.join("names301.txt"), names.join("\n")).expect("write");
     std::fs::write(dir.join("empty.fvecs"), b"").expect("write");
     std::fs::write(dir.join("torn.fvecs"), [8u8, 0, 0, 0, 1, 2, 3]).expect("write");
     let f = Fixture { _tmp: tmp, dir, db };
@@ -143,6 +149,8 @@ fn bad_vectors_and_parameters_exit_1_with_one_line_and_change_nothing() {
         ("nan.fvecs", "finite"),
         ("inf.fvecs", "finite"),
         ("dim7.fvecs", "dimension"),
+        ("dim4.fvecs", "dimension 4"),
+        ("dim16.fvecs", "dimension 16"),
         ("empty.fvecs", "empty.fvecs"),
         ("torn.fvecs", "torn.fvecs"),
         ("missing.fvecs", "missing.fvecs"),
@@ -190,6 +198,35 @@ fn bad_vectors_and_parameters_exit_1_with_one_line_and_change_nothing() {
             "search", &db, "--input", &base, "--nprobe", "4", "--rerank", "2",
         ],
         "re-rank",
+    );
+    fails(
+        &f.db,
+        &[
+            "add",
+            &db,
+            "--input",
+            &base,
+            "--offset",
+            "250",
+            "--names",
+            &f.file("names301.txt"),
+        ],
+        "301 names for 300 rows",
+    );
+    fails(
+        &f.db,
+        &[
+            "bench",
+            "--base",
+            &base,
+            "--query",
+            &base,
+            "--spec",
+            "Flat",
+            "--threads",
+            "100000",
+        ],
+        "--threads",
     );
     fails(&f.db, &["delete", &db, "--ids", "9..3"], "empty");
     fails(&f.db, &["delete", &db, "--ids", "x"], "not an id");

@@ -17,7 +17,8 @@ use crate::error::{Error, Result};
 pub struct Hit {
     /// The caller's id.
     pub id: u64,
-    /// Squared L2 distance (after the spec's PCA, if any; exact after re-ranking).
+    /// Squared L2 distance (after the spec's PCA, if any; estimated from the codes unless
+    /// re-ranked, then exact); never negative.
     pub distance: f32,
     /// The stored name, when the row has one.
     pub name: Option<String>,
@@ -105,14 +106,30 @@ impl Database {
     }
 
     /// Encodes each image's descriptor set and searches with it (descriptor-set
-    /// databases: specs starting with `VLAD`, `FV` or `BOF`).
+    /// databases: specs starting with `VLAD`, `FV` or `BOF`). An image without
+    /// descriptors matches nothing: its result list is empty (its all-zero code would be
+    /// equally far from every image, as `add_sets` does not index such images either).
     pub fn search_sets(
         &self,
         sets: &vladdb_codecs::encode::DescriptorSets<'_>,
         params: &SearchParams,
     ) -> Result<Vec<Vec<Hit>>> {
         let encoded = self.encode_sets(sets)?;
-        self.search_batch(&encoded, params)
+        let d = self.index_dim;
+        let searched: Vec<usize> = (0..sets.len()).filter(|&i| sets.count(i) > 0).collect();
+        if searched.len() == sets.len() {
+            return self.search_batch(&encoded, params);
+        }
+        let mut queries = Vec::with_capacity(searched.len() * d);
+        for &i in &searched {
+            queries.extend_from_slice(&encoded[i * d..(i + 1) * d]);
+        }
+        let found = self.search_batch(&queries, params)?;
+        let mut out = vec![Vec::new(); sets.len()];
+        for (i, hits) in searched.into_iter().zip(found) {
+            out[i] = hits;
+        }
+        Ok(out)
     }
 
     fn check_search(
@@ -123,9 +140,9 @@ impl Database {
     ) -> Result<()> {
         if !queries.len().is_multiple_of(self.index_dim) {
             return Err(Error::InvalidArgument(format!(
-                "queries of dimension {} expected ({} values given)",
-                self.index_dim,
-                queries.len()
+                "{} query values are not a whole number of {}-dimensional queries (the database's dimension)",
+                queries.len(),
+                self.index_dim
             )));
         }
         if params.k == 0 {
@@ -280,7 +297,10 @@ fn search_group(
                     .iter()
                     .map(|n| Hit {
                         id: n.id,
-                        distance: n.distance,
+                        // ADC's estimate sums precomputed terms and can round below
+                        // zero; a squared distance cannot be negative (the order was
+                        // settled before).
+                        distance: n.distance.max(0.0),
                         name: None,
                     })
                     .collect()
