@@ -286,27 +286,34 @@ unsafe fn scan_avx2<S: TileSink>(
     }
 }
 
-/// Packs 16 consecutive rows (raw bytes of `elem` elements) into lanes `lane0..lane0 + 16`
-/// of an f32 panel and writes their squared norms. Returns `false` (doing nothing) when
-/// `path` has no fast packer; the caller then packs in scalar.
+/// Packs 16 consecutive rows (raw bytes of `elem` elements) minus `center` (`dim` floats,
+/// or empty for none) into lanes `lane0..lane0 + 16` of an f32 panel and writes their
+/// squared norms. Returns `false` (doing nothing) when `path` has no fast packer; the
+/// caller then packs in scalar.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn pack_16_rows(
     path: F32Path,
     rows: &[&[u8]; 16],
     elem: ElemType,
     dim: usize,
+    center: &[f32],
     panel: &mut [f32],
     lane0: usize,
     norms: &mut [f32; 16],
 ) -> bool {
     let row_len = dim * elem.size();
-    if lane0 + 16 > NR || panel.len() < dim * NR || rows.iter().any(|r| r.len() < row_len) {
+    if lane0 + 16 > NR
+        || panel.len() < dim * NR
+        || rows.iter().any(|r| r.len() < row_len)
+        || !(center.is_empty() || center.len() == dim)
+    {
         return false;
     }
     match path {
         #[cfg(target_arch = "x86_64")]
         F32Path::Avx512 => {
             // SAFETY: `Avx512` implies avx512f/bw/vl were detected; lengths checked above.
-            unsafe { pack_16_rows_avx512(rows, elem, dim, panel, lane0, norms) };
+            unsafe { pack_16_rows_avx512(rows, elem, dim, center, panel, lane0, norms) };
             true
         }
         _ => {
@@ -318,13 +325,15 @@ pub(crate) fn pack_16_rows(
 
 /// # Safety
 /// The CPU must support avx512f/bw/vl; every row holds at least `dim` elements of `elem`,
-/// `panel` at least `dim * NR` floats, and `lane0 + 16 <= NR`.
+/// `center` is empty or `dim` floats, `panel` at least `dim * NR` floats, and
+/// `lane0 + 16 <= NR`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 unsafe fn pack_16_rows_avx512(
     rows: &[&[u8]; 16],
     elem: ElemType,
     dim: usize,
+    center: &[f32],
     panel: &mut [f32],
     lane0: usize,
     norms: &mut [f32; 16],
@@ -355,7 +364,10 @@ unsafe fn pack_16_rows_avx512(
         }
         transpose_16x16(&mut m);
         for (j, &v) in m.iter().enumerate().take(take) {
-            let f = _mm512_castsi512_ps(v);
+            let mut f = _mm512_castsi512_ps(v);
+            if let Some(&shift) = center.get(16 * c + j) {
+                f = _mm512_sub_ps(f, _mm512_set1_ps(shift));
+            }
             // SAFETY: (16c + j) * NR + lane0 + 16 <= dim * NR floats of `panel`.
             unsafe { _mm512_storeu_ps(out.add((16 * c + j) * NR + lane0), f) };
             acc = _mm512_fmadd_ps(f, f, acc);

@@ -16,6 +16,13 @@
 //! fewer query blocks than threads. Large databases are never copied whole: each task packs
 //! one cache-sized block at a time.
 //!
+//! The GEMM form cancels badly for vectors far from the origin or nearly equal (the
+//! distance is a small difference of large norms), so the f32 paths subtract a centre (the
+//! queries' or centroids' mean, rounded to integers so integer-valued data stays exact)
+//! from both sides while packing, and [`knn_l2`] keeps a few extra candidates per query
+//! and rescores them with directly computed `‖q − x‖²`: its distances and order are those
+//! of the direct computation (tested on offset and near-duplicate data).
+//!
 //! Rows whose distance is NaN are never reported.
 
 mod few_u8;
@@ -41,7 +48,7 @@ use self::reservoir::Reservoir;
 use self::sinks::{KnnSink, KnnU8Sink, MatrixSink, NearestSink};
 use crate::distance;
 use crate::error::{CodecError, Result};
-use crate::topk::Neighbor;
+use crate::topk::{Neighbor, neighbor_order};
 use crate::vectors::{ElemType, VectorsRef};
 
 /// Queries per task in the nearest-centroid and matrix helpers (a multiple of `MR`).
@@ -56,6 +63,32 @@ fn rows_of(data: &[f32], dim: usize) -> Result<usize> {
         });
     }
     Ok(data.len() / dim)
+}
+
+/// The centre the GEMM paths subtract from both sides: the mean of contiguous rows
+/// (accumulated in `f64`) rounded to integers, so that it removes any large common offset
+/// while integer-valued data (bytes, SIFT) stays integer-valued: its products, distances
+/// and ties stay exact.
+fn integer_center(data: &[f32], dim: usize) -> Vec<f32> {
+    let mut sum = vec![0.0f64; dim];
+    for row in data.chunks_exact(dim) {
+        for (s, &v) in sum.iter_mut().zip(row) {
+            *s += f64::from(v);
+        }
+    }
+    let n = (data.len() / dim).max(1) as f64;
+    sum.iter().map(|s| (s / n).round() as f32).collect()
+}
+
+/// `data`'s rows minus `center`.
+fn centered(data: &[f32], center: &[f32]) -> Vec<f32> {
+    let mut out = data.to_vec();
+    for row in out.chunks_exact_mut(center.len()) {
+        for (v, c) in row.iter_mut().zip(center) {
+            *v -= c;
+        }
+    }
+    out
 }
 
 /// Squared norms of contiguous rows.
@@ -123,13 +156,53 @@ fn knn_l2_with(
     {
         return Ok(knn_driver(&U8Engine { path, q: q8 }, nq, base, k, plan));
     }
+    // The GEMM form `‖q‖² + ‖x‖² − 2 q·x` loses the small distances between vectors far
+    // from the origin: centring both sides near the queries' mean removes a common
+    // offset, and a few extra candidates rescored directly fix the order among near-ties.
+    let center = integer_center(queries, dim);
+    let shifted = centered(queries, &center);
     let engine = F32Engine {
         path: f32_path,
+        qnorms: row_norms(&shifted, dim),
         queries,
-        qnorms: row_norms(queries, dim),
+        shifted,
+        center,
         dim,
     };
-    Ok(knn_driver(&engine, nq, base, k, plan))
+    let wide = k.saturating_add(rescore_margin(k));
+    let mut found = knn_driver(&engine, nq, base, wide, plan);
+    found
+        .par_iter_mut()
+        .zip(queries.par_chunks_exact(dim))
+        .for_each(|(list, q)| rescore(list, q, base, k));
+    Ok(found)
+}
+
+/// Extra candidates the f32 GEMM keeps per query beyond `k`, rescored exactly: a
+/// neighbour whose GEMM distance rounded just past the k-th still makes the cut.
+fn rescore_margin(k: usize) -> usize {
+    (k / 4).max(8)
+}
+
+/// Replaces the distances of `list` by directly computed `‖q − x‖²` (no cancellation),
+/// keeps the `k` nearest (ties by smaller id), nearest first; NaN distances are dropped.
+fn rescore(list: &mut Vec<Neighbor>, q: &[f32], base: &VectorsRef<'_>, k: usize) {
+    let kern = distance::kernels();
+    let mut row = Vec::new();
+    for n in list.iter_mut() {
+        let r = n.id as usize;
+        n.distance = match base.elem() {
+            ElemType::U8 => (kern.l2_sqr_u8_f32)(base.row_bytes(r), q),
+            ElemType::F32 => {
+                row.resize(q.len(), 0.0);
+                base.row_f32_into(r, &mut row);
+                (kern.l2_sqr)(&row, q)
+            }
+        };
+    }
+    list.retain(|n| !n.distance.is_nan());
+    list.sort_unstable_by(neighbor_order);
+    list.truncate(k);
 }
 
 /// Exact squared-L2 k-NN of every query against a contiguous f32 `base` (both rows of
@@ -162,21 +235,31 @@ pub fn nearest_l2(points: &[f32], centroids: &[f32], dim: usize) -> Result<Vec<(
         ));
     }
     let path = F32Path::detect();
+    // Centred near the centroids' mean: the ranking is then accurate however far the data
+    // lies from the origin.
+    let center = integer_center(centroids, dim);
     let mut panels = Panels::default();
-    panels.pack(&VectorsRef::from_f32(centroids, dim)?, 0..nc, path);
+    panels.pack(&VectorsRef::from_f32(centroids, dim)?, 0..nc, &center, path);
     let block = block_panels(dim * 4);
     let mut best = vec![(0u32, f32::INFINITY); points.len() / dim];
     best.par_chunks_mut(QUERIES_PER_TASK)
         .zip(points.par_chunks(QUERIES_PER_TASK * dim))
         .for_each(|(best, pts)| {
-            let qnorms = row_norms(pts, dim);
+            let shifted = centered(pts, &center);
+            let qnorms = row_norms(&shifted, dim);
             let mut sink = NearestSink {
                 qnorms: &qnorms,
                 panels: &panels,
                 best,
             };
             for prange in panel_blocks(panels.count(), block) {
-                gemm_f32::scan(path, pts, dim, &panels, prange, &mut sink);
+                gemm_f32::scan(path, &shifted, dim, &panels, prange, &mut sink);
+            }
+            // The reported distance is computed directly (the GEMM form only ranks).
+            let l2 = distance::kernels().l2_sqr;
+            for ((c, d), p) in best.iter_mut().zip(pts.chunks_exact(dim)) {
+                let c = *c as usize;
+                *d = l2(p, &centroids[c * dim..(c + 1) * dim]);
             }
         });
     Ok(best)
@@ -198,7 +281,7 @@ pub fn l2_sqr_matrix(queries: &[f32], base: &[f32], dim: usize, out: &mut [f32])
     }
     let path = F32Path::detect();
     let mut panels = Panels::default();
-    panels.pack(&VectorsRef::from_f32(base, dim)?, 0..nb, path);
+    panels.pack(&VectorsRef::from_f32(base, dim)?, 0..nb, &[], path);
     let block = block_panels(dim * 4);
     out.par_chunks_mut(QUERIES_PER_TASK * nb)
         .zip(queries.par_chunks(QUERIES_PER_TASK * dim))
@@ -273,8 +356,13 @@ trait KnnEngine: Sync {
 
 struct F32Engine<'q> {
     path: F32Path,
+    /// The queries as given (for direct distances).
     queries: &'q [f32],
+    /// The queries minus `center` (for the GEMM), and their squared norms.
+    shifted: Vec<f32>,
     qnorms: Vec<f32>,
+    /// Subtracted from both sides before the GEMM.
+    center: Vec<f32>,
     dim: usize,
 }
 
@@ -316,7 +404,7 @@ impl KnnEngine for F32Engine<'_> {
         dim * 4
     }
     fn pack(&self, base: &VectorsRef<'_>, rows: Range<usize>, out: &mut Panels) {
-        out.pack(base, rows, self.path);
+        out.pack(base, rows, &self.center, self.path);
     }
     fn scan(
         &self,
@@ -334,7 +422,7 @@ impl KnnEngine for F32Engine<'_> {
             heaps,
             thresholds,
         };
-        let q = &self.queries[qr.start * self.dim..qr.end * self.dim];
+        let q = &self.shifted[qr.start * self.dim..qr.end * self.dim];
         gemm_f32::scan(self.path, q, self.dim, packed, prange, &mut sink);
     }
 }

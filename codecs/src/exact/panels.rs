@@ -75,9 +75,16 @@ pub(crate) struct Panels {
 }
 
 impl Panels {
-    /// Packs rows `rows` of `base` (converted to f32). Full groups of 16 rows go through
-    /// `path`'s fast packer when it has one.
-    pub(crate) fn pack(&mut self, base: &VectorsRef<'_>, rows: Range<usize>, path: F32Path) {
+    /// Packs rows `rows` of `base` (converted to f32) minus `center` (`dim` floats, or
+    /// empty for none; the norms are those of the centred rows). Full groups of 16 rows go
+    /// through `path`'s fast packer when it has one.
+    pub(crate) fn pack(
+        &mut self,
+        base: &VectorsRef<'_>,
+        rows: Range<usize>,
+        center: &[f32],
+        path: F32Path,
+    ) {
         let count = rows.len();
         let dim = base.dim();
         let panels = count.div_ceil(NR);
@@ -99,6 +106,7 @@ impl Panels {
                     &group,
                     base.elem(),
                     dim,
+                    center,
                     panel,
                     r0 % NR,
                     &mut norms,
@@ -111,6 +119,9 @@ impl Panels {
                 let lane = r % NR;
                 if r < count {
                     base.row_f32_into(rows.start + r, &mut self.row);
+                    for (v, c) in self.row.iter_mut().zip(center) {
+                        *v -= c;
+                    }
                     let mut norm = 0.0f32;
                     for (d, &v) in self.row.iter().enumerate() {
                         panel[d * NR + lane] = v;
