@@ -2,9 +2,9 @@
 //! `Vec` of codes and one of ids per list; fast-scan lists also keep their codes packed
 //! in blocks, re-packed after each add), and optionally the original vectors for exact
 //! re-ranking (`,RFlat`; `,RF16` is also kept in `f32` here: the on-disk engine is what
-//! stores half precision).
-
-use std::collections::HashMap;
+//! stores half precision). The vectors are stored per list in the list's order, and a
+//! re-ranked search collects candidates by (list, row), so the vectors it re-scores lie
+//! in the few lists it probed rather than scattered over the whole store.
 
 use rayon::prelude::*;
 
@@ -27,13 +27,10 @@ struct InvertedList {
     /// The codes in the model's layout when it is not rows.
     packed: Vec<u8>,
     ids: Vec<u64>,
-}
-
-/// Original vectors kept for re-ranking, by id.
-#[derive(Debug, Clone, Default)]
-struct RefineStore {
+    /// With a refine stage: the original vectors (rows of `dim`, in list order) and the
+    /// candidate handles `list << 32 | row` a re-ranked scan collects instead of ids.
     vectors: Vec<f32>,
-    row_of: HashMap<u64, usize>,
+    handles: Vec<u64>,
 }
 
 /// An in-memory index.
@@ -44,7 +41,6 @@ pub struct MemoryIndex {
     opts: TrainOptions,
     model: Option<IndexModel>,
     lists: Vec<InvertedList>,
-    refine: Option<RefineStore>,
     len: usize,
 }
 
@@ -53,7 +49,6 @@ impl MemoryIndex {
     pub fn new(spec: IndexSpec, dim: usize, opts: TrainOptions) -> Result<Self> {
         validate_spec(&spec, dim)?;
         let mut index = MemoryIndex {
-            refine: spec.stores_vectors().then(RefineStore::default),
             spec,
             dim,
             opts,
@@ -99,7 +94,7 @@ impl MemoryIndex {
                 params.nprobe
             )));
         }
-        if params.rerank > 0 && self.refine.is_none() {
+        if params.rerank > 0 && !self.spec.stores_vectors() {
             return Err(CodecError::InvalidParameter(format!(
                 "rerank = {} needs a refine stage (append ,RFlat to the spec {:?})",
                 params.rerank,
@@ -132,16 +127,15 @@ impl MemoryIndex {
         Ok(res)
     }
 
+    /// Exact distances of the candidates (collected as handles, see [`InvertedList`]),
+    /// the `k` nearest by id.
     fn rerank(&self, query: &[f32], candidates: Vec<Neighbor>, k: usize) -> Vec<Neighbor> {
-        let Some(store) = &self.refine else {
-            return candidates;
-        };
         let mut top = TopK::new(k);
         for c in candidates {
-            if let Some(&row) = store.row_of.get(&c.id) {
-                let x = &store.vectors[row * self.dim..(row + 1) * self.dim];
-                top.push(c.id, l2_sqr(query, x));
-            }
+            let (l, row) = ((c.id >> 32) as usize, (c.id & 0xffff_ffff) as usize);
+            let list = &self.lists[l];
+            let x = &list.vectors[row * self.dim..(row + 1) * self.dim];
+            top.push(list.ids[row], l2_sqr(query, x));
         }
         top.into_sorted()
     }
@@ -183,10 +177,28 @@ impl VectorIndex for MemoryIndex {
         let (list_of, codes) = model.encode(data)?;
         let cs = model.code_size();
         let layout = model.layout();
+        let refine = self.spec.stores_vectors();
+        if refine
+            && self
+                .lists
+                .iter()
+                .any(|l| l.ids.len() + data.rows() > 1 << 32)
+        {
+            return Err(CodecError::InvalidParameter(
+                "an inverted list of a re-ranked index holds at most 2^32 vectors".into(),
+            ));
+        }
         let mut touched = vec![false; self.lists.len()];
+        let mut row = vec![0.0f32; self.dim];
         for (i, (&l, &id)) in list_of.iter().zip(ids).enumerate() {
             let list = &mut self.lists[l as usize];
             list.codes.extend_from_slice(&codes[i * cs..(i + 1) * cs]);
+            if refine {
+                list.handles
+                    .push((u64::from(l) << 32) | list.ids.len() as u64);
+                data.row_f32_into(i, &mut row);
+                list.vectors.extend_from_slice(&row);
+            }
             list.ids.push(id);
             touched[l as usize] = true;
         }
@@ -194,13 +206,6 @@ impl VectorIndex for MemoryIndex {
             for (list, _) in self.lists.iter_mut().zip(&touched).filter(|p| *p.1) {
                 list.packed.clear();
                 layout.pack_into(&list.codes, list.ids.len(), &mut list.packed)?;
-            }
-        }
-        if let Some(store) = &mut self.refine {
-            let base = store.vectors.len() / self.dim;
-            store.vectors.extend(data.to_f32_vec(0, data.rows()));
-            for (i, &id) in ids.iter().enumerate() {
-                store.row_of.insert(id, base + i);
             }
         }
         self.len += ids.len();
@@ -215,7 +220,7 @@ impl VectorIndex for MemoryIndex {
         let exhaustive_flat = self.spec.pca.is_none()
             && self.spec.ivf.is_none()
             && self.spec.quantizer == QuantizerSpec::Flat;
-        if exhaustive_flat && self.refine.is_none() {
+        if exhaustive_flat && !self.spec.stores_vectors() {
             return self.search_flat(queries, params.k);
         }
         let fetch = if params.rerank > 0 {
@@ -248,7 +253,12 @@ impl VectorIndex for MemoryIndex {
                             model.prefetch_list(next, codes_of(&self.lists[next], rows));
                         }
                         let list = &self.lists[l];
-                        model.scan_list(&mut ctx, l, codes_of(list, rows), &list.ids, &mut top)?;
+                        let ids = if params.rerank > 0 {
+                            &list.handles
+                        } else {
+                            &list.ids
+                        };
+                        model.scan_list(&mut ctx, l, codes_of(list, rows), ids, &mut top)?;
                     }
                     let found = top.into_sorted();
                     out.push(if params.rerank > 0 {
@@ -286,13 +296,9 @@ impl VectorIndex for MemoryIndex {
                 } else {
                     l.packed.len()
                 };
-                codes + l.ids.len() * 8
+                codes + l.ids.len() * 8 + l.vectors.len() * 4 + l.handles.len() * 8
             })
             .sum();
-        let refine = self
-            .refine
-            .as_ref()
-            .map_or(0, |r| r.vectors.len() * 4 + r.row_of.len() * 16);
-        lists + refine + self.model.as_ref().map_or(0, IndexModel::bytes)
+        lists + self.model.as_ref().map_or(0, IndexModel::bytes)
     }
 }

@@ -287,3 +287,39 @@ fn list_rank_is_a_deterministic_permutation_grouping_near_lists() {
     assert!(train("IVF16,PQ8x4fs").list_rank().is_none());
     assert!(train("PQ8x4fs").list_rank().is_none());
 }
+
+/// Re-ranking every vector of every list is exact search: same ids (the caller's, added
+/// in several batches) and the exact distances, whatever list each vector landed in.
+#[test]
+fn rerank_of_everything_is_exact_with_caller_ids() {
+    let f = fixture();
+    let mut index = build_index_with("IVF16,PQ4,RFlat", DIM, TrainOptions::default()).unwrap();
+    index
+        .train(&VectorsRef::from_f32(&f.learn, DIM).unwrap())
+        .unwrap();
+    let n = f.base.len() / DIM;
+    let id_of = |i: usize| 1_000_000 + 7 * i as u64;
+    for (start, end) in [(0, n / 3), (n / 3, n)] {
+        let ids: Vec<u64> = (start..end).map(id_of).collect();
+        let rows = &f.base[start * DIM..end * DIM];
+        index
+            .add(&VectorsRef::from_f32(rows, DIM).unwrap(), &ids)
+            .unwrap();
+    }
+    let queries = &f.queries[..40 * DIM];
+    let p = SearchParams {
+        k: 5,
+        nprobe: 16,
+        rerank: n.div_ceil(5),
+    };
+    let got = index.search(queries, &p).unwrap();
+    let want = crate::exact::knn_l2_f32(queries, &f.base, DIM, 5).unwrap();
+    for (g, w) in got.iter().zip(&want) {
+        let g_ids: Vec<u64> = g.iter().map(|n| n.id).collect();
+        let w_ids: Vec<u64> = w.iter().map(|n| id_of(n.id as usize)).collect();
+        assert_eq!(g_ids, w_ids);
+        for (a, b) in g.iter().zip(w) {
+            assert!((a.distance - b.distance).abs() <= 1e-3 * b.distance.max(1.0));
+        }
+    }
+}
