@@ -129,6 +129,25 @@ impl<'a> VectorsRef<'a> {
         &self.bytes[start..start + self.dim * self.elem.size()]
     }
 
+    /// Row `i` as `f32`s in place, without a copy, when the elements are little-endian
+    /// `f32` at a 4-byte-aligned address (a memory-mapped `.fvecs` or `.npy` body, a
+    /// [`VectorsRef::from_f32`] view); `None` otherwise (use
+    /// [`VectorsRef::row_f32_into`]). Panics if `i >= rows`.
+    pub fn row_f32(&self, i: usize) -> Option<&'a [f32]> {
+        let raw = self.row_bytes(i);
+        if self.elem != ElemType::F32
+            || cfg!(target_endian = "big")
+            || !(raw.as_ptr() as usize).is_multiple_of(std::mem::align_of::<f32>())
+        {
+            return None;
+        }
+        // SAFETY: the `dim * 4` bytes of the row lie within `self.bytes` (checked by
+        // `row_bytes`), the address is aligned for `f32`, every bit pattern is a valid
+        // `f32` (little-endian, as the files store them) and the borrow keeps the bytes'
+        // lifetime.
+        Some(unsafe { std::slice::from_raw_parts(raw.as_ptr().cast::<f32>(), self.dim) })
+    }
+
     /// Converts row `i` to `f32` into `out` (`out.len() == dim`).
     pub fn row_f32_into(&self, i: usize, out: &mut [f32]) {
         let raw = self.row_bytes(i);
@@ -186,4 +205,26 @@ impl<'a> VectorsRef<'a> {
 #[inline]
 pub fn is_byte(v: f32) -> bool {
     (0.0..=255.0).contains(&v) && f32::from(v as u8) == v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_borrowed_in_place_only_when_aligned_f32() {
+        let data = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let view = VectorsRef::from_f32(&data, 3).unwrap();
+        assert_eq!(view.row_f32(1), Some(&data[3..6]));
+        // The same floats one byte off alignment: copied, never borrowed.
+        let mut bytes = vec![0u8];
+        bytes.extend(data.iter().flat_map(|v| v.to_le_bytes()));
+        let shifted = VectorsRef::new(&bytes, 2, 3, 1, 12, ElemType::F32).unwrap();
+        assert_eq!(shifted.row_f32(1), None);
+        let mut row = [0.0f32; 3];
+        shifted.row_f32_into(1, &mut row);
+        assert_eq!(row, [4.0, 5.0, 6.0]);
+        let bytes = VectorsRef::from_u8(&[1, 2, 3, 4], 2).unwrap();
+        assert_eq!(bytes.row_f32(0), None);
+    }
 }

@@ -191,9 +191,10 @@ fn rescore(list: &mut Vec<Neighbor>, q: &[f32], base: &VectorsRef<'_>, k: usize)
     let mut row = Vec::new();
     for n in list.iter_mut() {
         let r = n.id as usize;
-        n.distance = match base.elem() {
-            ElemType::U8 => (kern.l2_sqr_u8_f32)(base.row_bytes(r), q),
-            ElemType::F32 => {
+        n.distance = match (base.elem(), base.row_f32(r)) {
+            (ElemType::U8, _) => (kern.l2_sqr_u8_f32)(base.row_bytes(r), q),
+            (ElemType::F32, Some(x)) => (kern.l2_sqr)(x, q),
+            (ElemType::F32, None) => {
                 row.resize(q.len(), 0.0);
                 base.row_f32_into(r, &mut row);
                 (kern.l2_sqr)(&row, q)
