@@ -361,3 +361,44 @@ fn rerank_with_stored_vectors_gives_exact_distances() {
     plain.train(&view(&data)).expect("train");
     assert!(plain.search_batch(&queries, &p).is_err());
 }
+
+/// `Flat` has nothing to learn: a new database searches (finding nothing) and takes adds
+/// without `train`, and a later `train` is a harmless no-op; specs that learn still
+/// refuse both.
+#[test]
+fn flat_needs_no_training() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("db");
+    let rows = clustered(300, DIM, 5, 21);
+    let all_ids = ids(0..300);
+    {
+        let db = Database::create(&path, "Flat,RFlat", DIM).expect("create");
+        let empty = db
+            .search_batch(&rows[..2 * DIM], &params(3, 1))
+            .expect("search");
+        assert_eq!(empty, vec![Vec::new(), Vec::new()]);
+        assert!(db.add(&view(&rows[..DIM]), &[0, 1], None).is_err());
+        let mut nan = rows[..DIM].to_vec();
+        nan[3] = f32::NAN;
+        assert!(db.add(&view(&nan), &[0], None).is_err());
+        assert!(
+            !db.stats().expect("stats").trained,
+            "a failed first add changed the database"
+        );
+        db.add(&view(&rows), &all_ids, None)
+            .expect("add without train");
+        db.train(&view(&rows[..10 * DIM]))
+            .expect("train after add: no-op");
+        db.commit().expect("commit");
+    }
+    let db = Database::open(&path).expect("reopen");
+    for q in [0usize, 77, 299] {
+        let query = &rows[q * DIM..(q + 1) * DIM];
+        let want = brute_force(&rows, &all_ids, DIM, query, 5);
+        assert_eq!(search_ids(&db, query, &params(5, 1)), vec![want]);
+    }
+    Database::verify(&path).expect("verify");
+    let learned = Database::create(dir.path().join("ivf"), "IVF4,Flat", DIM).expect("create");
+    assert!(learned.add(&view(&rows), &all_ids, None).is_err());
+    assert!(learned.search(&rows[..DIM], &params(1, 1)).is_err());
+}

@@ -36,6 +36,17 @@ impl Database {
     pub fn search_batch(&self, queries: &[f32], params: &SearchParams) -> Result<Vec<Vec<Hit>>> {
         let snap = self.snapshot();
         let Some(model) = snap.model.clone() else {
+            if self.trains_trivially() {
+                // Nothing added yet (the first add installs the model): valid queries
+                // find nothing.
+                if params.k == 0 || !queries.len().is_multiple_of(self.index_dim) {
+                    return Err(Error::InvalidArgument(format!(
+                        "k must be at least 1 and the queries whole {}-dimensional rows",
+                        self.index_dim
+                    )));
+                }
+                return Ok(vec![Vec::new(); queries.len() / self.index_dim]);
+            }
             return Err(Error::InvalidArgument(
                 "the database is not trained: run train first".into(),
             ));

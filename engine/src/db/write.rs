@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use vladdb_codecs::VectorsRef;
 use vladdb_codecs::encode::{DescriptorSets, SetEncoder, encode_sets};
-use vladdb_codecs::index::{IndexModel, TrainOptions};
+use vladdb_codecs::index::{IndexModel, Quantizer, TrainOptions};
+use vladdb_codecs::spec::QuantizerSpec;
 
 use super::model_file;
 use super::part::{OwnedPart, OwnedVectors, PartView, merge_parts};
@@ -36,10 +37,35 @@ impl Database {
             )));
         }
         let mut w = self.writer.lock();
+        if self.trains_trivially() && w.manifest.model_file.is_some() {
+            // `Flat` has nothing to learn: training after the first add is a no-op.
+            return self.check_dim(data.dim());
+        }
         self.check_untrained(&w)?;
         self.check_dim(data.dim())?;
         let model = IndexModel::train(&self.spec, self.index_dim, data, &self.train_options())?;
         self.install_model(&mut w, &model, None)
+    }
+
+    /// True for specs with nothing to learn (`Flat`, optionally `L2norm` and a refine
+    /// stage; no encoder, PCA or IVF): they need no `train`, as with FAISS's flat index.
+    pub(crate) fn trains_trivially(&self) -> bool {
+        self.encoder_spec.is_none()
+            && self.spec.pca.is_none()
+            && self.spec.ivf.is_none()
+            && self.spec.quantizer == QuantizerSpec::Flat
+    }
+
+    /// The model of a [`Self::trains_trivially`] spec, installed by the first add.
+    fn trivial_model(&self) -> Result<IndexModel> {
+        Ok(IndexModel::from_parts(
+            &self.spec,
+            self.index_dim,
+            None,
+            None,
+            Quantizer::Flat,
+            0,
+        )?)
     }
 
     /// Trains the encoder (vocabulary, GMM, idf) on local-descriptor sets, encodes them,
@@ -211,10 +237,19 @@ impl Database {
     ) -> Result<()> {
         self.check_writable()?;
         let mut w = self.writer.lock();
-        let snap = self.snapshot();
-        let model = snap.model.clone().ok_or_else(|| {
-            Error::InvalidArgument("the database is not trained: run train first".into())
-        })?;
+        let mut snap = self.snapshot();
+        // A `Flat` database gets its (empty) model with its first rows, installed only
+        // once they have passed every check below.
+        let first_model = match &snap.model {
+            None if self.trains_trivially() => Some(Arc::new(self.trivial_model()?)),
+            _ => None,
+        };
+        let model = match &first_model {
+            Some(m) => m.clone(),
+            None => snap.model.clone().ok_or_else(|| {
+                Error::InvalidArgument("the database is not trained: run train first".into())
+            })?,
+        };
         self.check_dim(data.dim())?;
         if ids.len() != data.rows() {
             return Err(Error::InvalidArgument(format!(
@@ -281,6 +316,10 @@ impl Database {
                 vector: payload,
                 name: names.map(|n| n[row].clone()),
             });
+        }
+        if let Some(m) = &first_model {
+            self.install_model(&mut w, m, None)?;
+            snap = self.snapshot();
         }
         self.log(&mut w, &records)?;
         let mut snapshot = self.apply_deletes(&snap, &existing);
