@@ -155,12 +155,16 @@ fn readers_see_consistent_snapshots_during_add_and_compact() {
         .expect("add");
     db.commit().expect("commit");
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Readers that have finished a search (the writer's work can end before a busy
+    // machine schedules them; every reader must have searched before they stop).
+    let searched = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let readers: Vec<_> = (0..3)
         .map(|_| {
             let (db, stop, queries) = (db.clone(), stop.clone(), queries.clone());
+            let searched = searched.clone();
             std::thread::spawn(move || {
                 let mut searches = 0;
-                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                while searches == 0 || !stop.load(std::sync::atomic::Ordering::SeqCst) {
                     let hits = db.search_batch(&queries, &params(10, 16)).expect("search");
                     for h in hits {
                         // Exhaustive IVF-Flat: always k results, sorted, no duplicates.
@@ -172,6 +176,9 @@ fn readers_see_consistent_snapshots_during_add_and_compact() {
                         assert_eq!(seen.len(), 10);
                     }
                     searches += 1;
+                    if searches == 1 {
+                        searched.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
                 }
                 searches
             })
@@ -185,9 +192,12 @@ fn readers_see_consistent_snapshots_during_add_and_compact() {
     }
     db.delete(&ids(0..1000)).expect("delete");
     db.compact().expect("compact");
+    while searched.load(std::sync::atomic::Ordering::SeqCst) < 3 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     for r in readers {
-        assert!(r.join().expect("reader thread") > 0);
+        r.join().expect("a reader saw an inconsistent result");
     }
     let stats = db.stats().expect("stats");
     assert_eq!((stats.vectors, stats.segments), (5000, 1));

@@ -68,6 +68,9 @@ pub struct IndexModel {
     pub(super) warnings: Vec<String>,
     /// [`IndexModel::list_rank`], computed on first use.
     pub(super) list_rank: std::sync::OnceLock<Option<Vec<u32>>>,
+    /// The mean of the coarse centroids, the origin of the shared list passes' split
+    /// (see `pass.rs`), computed on first use.
+    pub(super) pass_center: std::sync::OnceLock<Vec<f32>>,
 }
 
 /// Per-query state built by [`IndexModel::prepare_query`]: the transformed query, the
@@ -80,7 +83,7 @@ pub struct QueryContext {
     /// The query's own table: the full ADC table without IVF, `−2⟨q, y⟩` with stored
     /// per-list tables (and fast scan); unused otherwise.
     pub(super) query_lut: Vec<f32>,
-    /// Shared list passes: `−2⟨q, y⟩` in scaled half precision, once `pass_term_ready`
+    /// Shared list passes: `−2⟨q − μ, y⟩` in scaled half precision, once `pass_term_ready`
     /// (computed on the query's first list in a pass).
     pub(super) pass_term: crate::adc::half_terms::HalfTerm,
     pub(super) pass_term_ready: bool,
@@ -208,6 +211,7 @@ impl IndexModel {
             pq_norms: Vec::new(),
             warnings,
             list_rank: std::sync::OnceLock::new(),
+            pass_center: std::sync::OnceLock::new(),
         };
         model.finish()?;
         model.build_precomputed(opts.precomputed_table_budget)?;
@@ -266,6 +270,7 @@ impl IndexModel {
             pq_norms: Vec::new(),
             warnings: Vec::new(),
             list_rank: std::sync::OnceLock::new(),
+            pass_center: std::sync::OnceLock::new(),
         };
         model.finish()?;
         model.build_precomputed(precomputed_table_budget)?;

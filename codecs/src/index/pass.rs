@@ -3,10 +3,13 @@
 //! once for all of them.
 //!
 //! For a query `q`, a list with centroid `c` and a sub-centroid `y`,
-//! `‖q − c − y‖² = ‖q − c‖² + (‖y‖² + 2⟨c, y⟩) − 2⟨q, y⟩`. The middle term depends on the
-//! list only ([`ListPass`], one `m × ksub` table per list and pass), the last on the query
-//! only (computed once per query, whatever the number of lists it probes), and the first
-//! is the coarse distance the probe already knows. A query's table for the list is then one
+//! `‖q − c − y‖² = ‖q − c‖² + (‖y‖² + 2⟨c − μ, y⟩) − 2⟨q − μ, y⟩` for any origin `μ`. The
+//! middle term depends on the list only ([`ListPass`], one `m × ksub` table per list and
+//! pass), the last on the query only (computed once per query, whatever the number of
+//! lists it probes, and kept in half precision), and the first is the coarse distance the
+//! probe already knows. `μ` is the mean of the coarse centroids: the two terms then stay
+//! small however far the data lies from the origin (with `μ = 0` they grow with the data's
+//! offset and cancel, and half precision lost 0.014 recall@1 on data shifted by 1,000). A query's table for the list is then one
 //! element-wise sum instead of `ksub · dim` multiply-adds. This is the split of FAISS's
 //! precomputed tables, but without storing `nlist` tables: a batch of `B` queries probing
 //! `nprobe` lists of `nlist` shares each list among about `B · nprobe / nlist` queries, so
@@ -27,10 +30,12 @@ use crate::topk::TopK;
 #[derive(Debug, Clone, Default)]
 pub struct ListPass {
     list: Option<usize>,
-    /// `‖y‖² + 2⟨c, y⟩` for every sub-centroid `y` (LUT layout).
+    /// `‖y‖² + 2⟨c − μ, y⟩` for every sub-centroid `y` (LUT layout).
     terms: Vec<f32>,
     /// Scratch: the table of the query being scanned.
     table: Vec<f32>,
+    /// Scratch: a centroid or query minus `μ`.
+    shifted: Vec<f32>,
 }
 
 impl IndexModel {
@@ -62,7 +67,8 @@ impl IndexModel {
         }
         pass.list = None;
         pass.terms.resize(pq.lut_len(), 0.0);
-        crate::ivf::list_term_into(pq, cq.centroid(list_no), &self.pq_norms, &mut pass.terms)?;
+        shift_into(cq.centroid(list_no), self.pass_center(), &mut pass.shifted);
+        crate::ivf::list_term_into(pq, &pass.shifted, &self.pq_norms, &mut pass.terms)?;
         pass.list = Some(list_no);
         Ok(())
     }
@@ -93,7 +99,8 @@ impl IndexModel {
             // Computed in the pass's scratch, kept in half precision: with a thousand
             // queries in flight their terms live outside the core's caches, and this
             // halves what each of their lists reads.
-            pq.compute_ip_lut_into(&ctx.query, -2.0, &mut pass.table)?;
+            shift_into(&ctx.query, self.pass_center(), &mut pass.shifted);
+            pq.compute_ip_lut_into(&pass.shifted, -2.0, &mut pass.table)?;
             half_terms::encode(&pass.table, &mut ctx.pass_term);
             ctx.pass_term_ready = true;
         }
@@ -103,6 +110,32 @@ impl IndexModel {
             None => l2_sqr(&ctx.query, cq.centroid(list_no)),
         };
         self.scan_pq_codes(pq, &pass.table, bias, codes, ids, top)
+    }
+}
+
+/// `out = x − origin`.
+fn shift_into(x: &[f32], origin: &[f32], out: &mut Vec<f32>) {
+    out.clear();
+    out.extend(x.iter().zip(origin).map(|(a, b)| a - b));
+}
+
+impl IndexModel {
+    /// `μ`, the origin of the split (module doc): the mean of the coarse centroids.
+    fn pass_center(&self) -> &[f32] {
+        self.pass_center.get_or_init(|| {
+            let Some(cq) = &self.coarse else {
+                return Vec::new();
+            };
+            let dim = cq.dim();
+            let mut sum = vec![0.0f64; dim];
+            for l in 0..cq.nlist() {
+                for (s, &v) in sum.iter_mut().zip(cq.centroid(l)) {
+                    *s += f64::from(v);
+                }
+            }
+            let n = cq.nlist().max(1) as f64;
+            sum.iter().map(|s| (s / n) as f32).collect()
+        })
     }
 }
 

@@ -103,6 +103,7 @@ impl IndexModel {
             pq_norms: Vec::new(),
             warnings: Vec::new(),
             list_rank: std::sync::OnceLock::new(),
+            pass_center: std::sync::OnceLock::new(),
         };
         model.finish()?;
         Ok(model)
