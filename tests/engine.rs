@@ -387,6 +387,11 @@ fn flat_needs_no_training() {
             .search_batch(&rows[..2 * DIM], &params(3, 1))
             .expect("search");
         assert_eq!(empty, vec![Vec::new(), Vec::new()]);
+        // Before the first add, bad queries get the errors they get after it.
+        let mut nan = rows[..DIM].to_vec();
+        nan[0] = f32::NAN;
+        assert!(db.search(&nan, &params(3, 1)).is_err());
+        assert!(db.search(&rows[..DIM], &params(0, 1)).is_err());
         assert!(db.add(&view(&rows[..DIM]), &[0, 1], None).is_err());
         let mut nan = rows[..DIM].to_vec();
         nan[3] = f32::NAN;
@@ -411,4 +416,65 @@ fn flat_needs_no_training() {
     let learned = Database::create(dir.path().join("ivf"), "IVF4,Flat", DIM).expect("create");
     assert!(learned.add(&view(&rows), &all_ids, None).is_err());
     assert!(learned.search(&rows[..DIM], &params(1, 1)).is_err());
+}
+
+/// Adds that fill the buffer to `flush_rows` commit, and then apply the compaction policy
+/// exactly as `commit` does (a write-only workload must not pile up segments).
+#[test]
+fn automatic_flushes_apply_the_compaction_policy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = vladdb::Options {
+        flush_rows: 1,
+        max_segments: 2,
+        max_deleted_fraction: 0.25,
+        ..vladdb::Options::default()
+    };
+    let db = Database::create_with(dir.path().join("db"), "Flat", DIM, opts).expect("create");
+    let rows = clustered(30, DIM, 3, 31);
+    for i in 0..30u64 {
+        let r = i as usize;
+        db.add(&view(&rows[r * DIM..(r + 1) * DIM]), &[i], None)
+            .expect("add");
+        let segments = db.stats().expect("stats").segments;
+        assert!(segments <= 2, "{segments} segments after add {i}");
+    }
+    assert_eq!(db.stats().expect("stats").vectors, 30);
+}
+
+/// A row's name reads the same before and after commits and compactions merge it with
+/// rows of other names (an empty name is no name), and huge `k` is not an overflow.
+#[test]
+fn names_survive_merges_and_huge_k_is_fine() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Database::create(dir.path().join("db"), "Flat,RFlat", DIM).expect("create");
+    let rows = clustered(6, DIM, 2, 41);
+    let named: Vec<String> = ["a", "", "c"].iter().map(|s| s.to_string()).collect();
+    db.add(&view(&rows[..3 * DIM]), &[1, 2, 3], Some(&named))
+        .expect("add named");
+    db.add(&view(&rows[3 * DIM..]), &[4, 5, 6], None)
+        .expect("add unnamed");
+    let names = |db: &Database| -> Vec<(u64, Option<String>)> {
+        let mut hits = db
+            .search(&rows[..DIM], &params(usize::MAX, 1))
+            .expect("search with k = usize::MAX");
+        hits.sort_by_key(|h| h.id);
+        hits.into_iter().map(|h| (h.id, h.name)).collect()
+    };
+    let before = names(&db);
+    assert_eq!(before.len(), 6);
+    assert_eq!(before[0].1.as_deref(), Some("a"));
+    assert_eq!(before[1].1, None, "an empty name is no name");
+    db.commit().expect("commit");
+    assert_eq!(names(&db), before);
+    db.delete(&[3]).expect("delete");
+    db.compact().expect("compact");
+    let after = names(&db);
+    assert_eq!(after.len(), 5);
+    assert!(after.iter().all(|h| before.contains(h)));
+    let p = SearchParams {
+        k: 3,
+        nprobe: 1,
+        rerank: usize::MAX,
+    };
+    assert_eq!(db.search(&rows[..DIM], &p).expect("huge rerank").len(), 3);
 }

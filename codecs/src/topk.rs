@@ -52,14 +52,20 @@ pub struct TopK {
     excluded: Option<Arc<HashSet<u64>>>,
 }
 
+/// Candidates held before a selection trims them back to `k`: `max(2k, k + 32)`,
+/// saturating (a `k` near `usize::MAX` means "everything").
+fn capacity_for(k: usize) -> usize {
+    k.saturating_mul(2).max(k.saturating_add(32))
+}
+
 impl TopK {
     /// A collector for the `k` nearest. `k = 0` collects nothing.
     pub fn new(k: usize) -> Self {
         TopK {
             k,
-            cap: (2 * k).max(k + 32),
+            cap: capacity_for(k),
             // Room for a first selection's worth without reallocating (bounded for huge k).
-            items: Vec::with_capacity((2 * k).max(k + 32).min(4096)),
+            items: Vec::with_capacity(capacity_for(k).min(4096)),
             keys: Vec::new(),
             threshold: if k == 0 {
                 f32::NEG_INFINITY
@@ -137,7 +143,7 @@ impl TopK {
     /// (searches reuse one collector per query slot instead of allocating per query).
     pub fn reset(&mut self, k: usize) {
         self.k = k;
-        self.cap = (2 * k).max(k + 32);
+        self.cap = capacity_for(k);
         self.items.clear();
         self.threshold = if k == 0 {
             f32::NEG_INFINITY

@@ -190,12 +190,15 @@ impl<'a> PartView<'a> {
         }
     }
 
-    /// The name of `row`, when names were stored.
+    /// The name of `row`, when names were stored and it is not empty (a part that merges
+    /// named and unnamed rows stores the unnamed ones as empty names).
     pub fn name(&self, row: usize) -> Option<&'a str> {
         let offsets = self.name_offsets?;
         let names = self.names?;
         let (start, end) = (*offsets.get(row)? as usize, *offsets.get(row + 1)? as usize);
-        std::str::from_utf8(names.get(start..end)?).ok()
+        std::str::from_utf8(names.get(start..end)?)
+            .ok()
+            .filter(|n| !n.is_empty())
     }
 }
 

@@ -20,7 +20,8 @@ pub struct Hit {
     /// Squared L2 distance (after the spec's PCA, if any; estimated from the codes unless
     /// re-ranked, then exact); never negative.
     pub distance: f32,
-    /// The stored name, when the row has one.
+    /// The stored name, when the row has one (an empty name counts as none, so a row's
+    /// name reads the same before and after a commit merges it with named rows).
     pub name: Option<String>,
 }
 
@@ -38,13 +39,8 @@ impl Database {
         let Some(model) = snap.model.clone() else {
             if self.trains_trivially() {
                 // Nothing added yet (the first add installs the model): valid queries
-                // find nothing.
-                if params.k == 0 || !queries.len().is_multiple_of(self.index_dim) {
-                    return Err(Error::InvalidArgument(format!(
-                        "k must be at least 1 and the queries whole {}-dimensional rows",
-                        self.index_dim
-                    )));
-                }
+                // find nothing; invalid ones get the errors they get later.
+                self.check_search(queries, params, &self.trivial_model()?)?;
                 return Ok(vec![Vec::new(); queries.len() / self.index_dim]);
             }
             return Err(Error::InvalidArgument(

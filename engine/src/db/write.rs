@@ -57,7 +57,7 @@ impl Database {
     }
 
     /// The model of a [`Self::trains_trivially`] spec, installed by the first add.
-    fn trivial_model(&self) -> Result<IndexModel> {
+    pub(crate) fn trivial_model(&self) -> Result<IndexModel> {
         Ok(IndexModel::from_parts(
             &self.spec,
             self.index_dim,
@@ -339,7 +339,7 @@ impl Database {
         let buffered: usize = snapshot.buffer.iter().map(|c| c.part.ids.len()).sum();
         self.publish_snapshot(snapshot);
         if buffered >= self.options.flush_rows {
-            self.commit_locked(&mut w)?;
+            self.commit_then_policy(&mut w)?;
         }
         Ok(())
     }
@@ -441,9 +441,15 @@ impl Database {
     pub fn commit(&self) -> Result<()> {
         self.check_writable()?;
         let mut w = self.writer.lock();
-        self.commit_locked(&mut w)?;
+        self.commit_then_policy(&mut w)
+    }
+
+    /// [`Database::commit`] under the writer lock (also what an add that fills the
+    /// buffer to `flush_rows` does).
+    fn commit_then_policy(&self, w: &mut Writer) -> Result<()> {
+        self.commit_locked(w)?;
         if self.policy_wants_compaction() {
-            self.compact_locked(&mut w)?;
+            self.compact_locked(w)?;
         }
         Ok(())
     }
