@@ -65,11 +65,8 @@ fn rows_of(data: &[f32], dim: usize) -> Result<usize> {
     Ok(data.len() / dim)
 }
 
-/// The centre the GEMM paths subtract from both sides: the mean of contiguous rows
-/// (accumulated in `f64`) rounded to integers, so that it removes any large common offset
-/// while integer-valued data (bytes, SIFT) stays integer-valued: its products, distances
-/// and ties stay exact.
-fn integer_center(data: &[f32], dim: usize) -> Vec<f32> {
+/// The mean of contiguous rows of `dim` (accumulated in `f64`; zeros for no rows).
+pub(crate) fn mean_row(data: &[f32], dim: usize) -> Vec<f32> {
     let mut sum = vec![0.0f64; dim];
     for row in data.chunks_exact(dim) {
         for (s, &v) in sum.iter_mut().zip(row) {
@@ -77,7 +74,14 @@ fn integer_center(data: &[f32], dim: usize) -> Vec<f32> {
         }
     }
     let n = (data.len() / dim).max(1) as f64;
-    sum.iter().map(|s| (s / n).round() as f32).collect()
+    sum.iter().map(|s| (s / n) as f32).collect()
+}
+
+/// The centre the GEMM paths subtract from both sides: [`mean_row`] rounded to integers,
+/// so that it removes any large common offset while integer-valued data (bytes, SIFT)
+/// stays integer-valued: its products, distances and ties stay exact.
+fn integer_center(data: &[f32], dim: usize) -> Vec<f32> {
+    mean_row(data, dim).into_iter().map(f32::round).collect()
 }
 
 /// `data`'s rows minus `center`.

@@ -122,19 +122,9 @@ fn shift_into(x: &[f32], origin: &[f32], out: &mut Vec<f32>) {
 impl IndexModel {
     /// `μ`, the origin of the split (module doc): the mean of the coarse centroids.
     fn pass_center(&self) -> &[f32] {
-        self.pass_center.get_or_init(|| {
-            let Some(cq) = &self.coarse else {
-                return Vec::new();
-            };
-            let dim = cq.dim();
-            let mut sum = vec![0.0f64; dim];
-            for l in 0..cq.nlist() {
-                for (s, &v) in sum.iter_mut().zip(cq.centroid(l)) {
-                    *s += f64::from(v);
-                }
-            }
-            let n = cq.nlist().max(1) as f64;
-            sum.iter().map(|s| (s / n) as f32).collect()
+        self.pass_center.get_or_init(|| match &self.coarse {
+            Some(cq) => crate::exact::mean_row(&cq.kmeans.centroids, cq.dim()),
+            None => Vec::new(),
         })
     }
 }
