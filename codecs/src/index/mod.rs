@@ -17,7 +17,9 @@ mod stored;
 
 pub use layout::ListLayout;
 pub use memory::MemoryIndex;
-pub use model::{IndexModel, Quantizer, QueryContext, TrainOptions, validate_spec};
+pub use model::{
+    DEFAULT_COARSE_ITERATIONS, IndexModel, Quantizer, QueryContext, TrainOptions, validate_spec,
+};
 pub use pass::ListPass;
 pub use pre::PreTransform;
 pub use stored::{StoredModel, StoredParts};

@@ -323,3 +323,26 @@ fn rerank_of_everything_is_exact_with_caller_ids() {
         }
     }
 }
+
+#[test]
+fn coarse_quantizer_uses_its_own_iteration_count() {
+    let f = fixture();
+    let spec = IndexSpec::parse("IVF32,PQ4").unwrap();
+    let data = VectorsRef::from_f32(&f.learn, DIM).unwrap();
+    let train = |coarse_iterations: usize| {
+        let opts = TrainOptions {
+            coarse_iterations,
+            ..TrainOptions::default()
+        };
+        IndexModel::train(&spec, DIM, &data, &opts)
+    };
+    let objective = |m: &IndexModel| m.coarse().map(|c| c.kmeans.objective).unwrap();
+    let one = train(1).unwrap();
+    let default = train(DEFAULT_COARSE_ITERATIONS).unwrap();
+    // More Lloyd iterations never raise the k-means objective; on clustered data one
+    // iteration from random points leaves it clearly higher.
+    assert!(objective(&default) < 0.99 * objective(&one));
+    // The PQ stage keeps its own iteration count: zero coarse iterations is an error
+    // from the coarse k-means, not silently "use the PQ's".
+    assert!(matches!(train(0), Err(CodecError::InvalidParameter(_))));
+}
