@@ -22,11 +22,26 @@ pub type Probes = Vec<Vec<(u32, f32)>>;
 /// The coarse quantizer of an IVF index.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CoarseQuantizer {
-    /// The `nlist` centroids.
+    /// The `nlist` centroids. Treat as read-only once built: the byte-rounded and packed
+    /// copies below are derived from them (build a new quantizer with
+    /// [`CoarseQuantizer::from_centroids`] to change them).
     pub kmeans: KMeans,
     /// The centroids rounded to bytes, when every coordinate lies in `0..=255` (SIFT-like
     /// data): queries that are bytes too are first ranked with the exact integer engine.
     bytes: Option<ByteCentroids>,
+    /// The centroids packed for the f32 kernel, on the first f32 probe.
+    packed: LazyPacked,
+}
+
+/// The centroids packed once for [`exact::knn_l2_f32_packed`] (derived from `kmeans`, so
+/// it takes no part in equality; a clone shares it).
+#[derive(Debug, Clone, Default)]
+struct LazyPacked(std::sync::OnceLock<Arc<exact::PackedF32>>);
+
+impl PartialEq for LazyPacked {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// Centroids rounded to the nearest byte, with the largest rounding distance `‖c − ĉ‖`,
@@ -105,6 +120,7 @@ impl CoarseQuantizer {
         CoarseQuantizer {
             bytes: ByteCentroids::of(&kmeans),
             kmeans,
+            packed: LazyPacked::default(),
         }
     }
 
@@ -155,7 +171,15 @@ impl CoarseQuantizer {
 
     /// Fused f32 distance + top-nprobe selection (no nq × nlist matrix).
     fn probe_f32(&self, queries: &[f32], nprobe: usize) -> Result<Probes> {
-        let res = exact::knn_l2_f32(queries, &self.kmeans.centroids, self.dim(), nprobe)?;
+        let (centroids, dim) = (&self.kmeans.centroids, self.dim());
+        let packed = match self.packed.0.get() {
+            Some(p) => p,
+            None => {
+                let p = Arc::new(exact::PackedF32::new(centroids, dim)?);
+                self.packed.0.get_or_init(|| p)
+            }
+        };
+        let res = exact::knn_l2_f32_packed(queries, centroids, packed, dim, nprobe)?;
         Ok(res
             .into_iter()
             .map(|row| row.into_iter().map(|n| (n.id as u32, n.distance)).collect())

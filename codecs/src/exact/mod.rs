@@ -1,7 +1,7 @@
 //! Exact (brute-force) k-nearest-neighbour search, the yardstick every index is measured
 //! against, plus blocked helpers on contiguous f32 used by k-means, IVF and PQ: nearest
-//! centroid ([`nearest_l2`]), small-base k-NN ([`knn_l2_f32`]) and the full distance
-//! matrix ([`l2_sqr_matrix`]).
+//! centroid ([`nearest_l2`]), small-base k-NN ([`knn_l2_f32`], or [`knn_l2_f32_packed`]
+//! with the base packed once) and the full distance matrix ([`l2_sqr_matrix`]).
 //!
 //! Everything runs like a GEMM: squared distances are `||q||² + ||x||² - 2 q·x`, the dot
 //! products come from register-tiled micro-kernels (`gemm_f32`: AVX-512, AVX2+FMA,
@@ -158,7 +158,14 @@ fn knn_l2_with(
         && let Some(path) = u8_path
         && let Some(q8) = QueriesU8::convert(queries, dim)
     {
-        return Ok(knn_driver(&U8Engine { path, q: q8 }, nq, base, k, plan));
+        return Ok(knn_driver(
+            &U8Engine { path, q: q8 },
+            nq,
+            base,
+            k,
+            plan,
+            None,
+        ));
     }
     // The GEMM form `‖q‖² + ‖x‖² − 2 q·x` loses the small distances between vectors far
     // from the origin: centring both sides near the queries' mean removes a common
@@ -174,7 +181,7 @@ fn knn_l2_with(
         dim,
     };
     let wide = k.saturating_add(rescore_margin(k));
-    let mut found = knn_driver(&engine, nq, base, wide, plan);
+    let mut found = knn_driver(&engine, nq, base, wide, plan, None);
     found
         .par_iter_mut()
         .zip(queries.par_chunks_exact(dim))
@@ -222,6 +229,95 @@ pub fn knn_l2_f32(
     rows_of(queries, dim)?;
     rows_of(base, dim)?;
     knn_l2(queries, &VectorsRef::from_f32(base, dim)?, k)
+}
+
+/// Contiguous f32 rows packed once for repeated [`knn_l2_f32_packed`] calls against the
+/// same small base (coarse centroids): [`knn_l2_f32`] packs its base on every call, which
+/// at 960-D and 1,024 lists is 4 MB written (and page-faulted) per block of queries.
+/// Centred near the rows' own mean, like [`nearest_l2`].
+pub struct PackedF32 {
+    panels: Panels,
+    center: Vec<f32>,
+    path: F32Path,
+    rows: usize,
+    dim: usize,
+}
+
+impl std::fmt::Debug for PackedF32 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackedF32")
+            .field("rows", &self.rows)
+            .field("dim", &self.dim)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PackedF32 {
+    /// Packs `base` (contiguous rows of `dim`) for this CPU's f32 kernel.
+    pub fn new(base: &[f32], dim: usize) -> Result<Self> {
+        Self::with_path(base, dim, F32Path::detect())
+    }
+
+    fn with_path(base: &[f32], dim: usize, path: F32Path) -> Result<Self> {
+        let rows = rows_of(base, dim)?;
+        let center = integer_center(base, dim);
+        let mut panels = Panels::default();
+        panels.pack(&VectorsRef::from_f32(base, dim)?, 0..rows, &center, path);
+        Ok(PackedF32 {
+            panels,
+            center,
+            path,
+            rows,
+            dim,
+        })
+    }
+}
+
+/// [`knn_l2_f32`] against a base packed once by [`PackedF32::new`] from the same `base`
+/// (checked by shape only: the caller keeps the two together). Same results.
+pub fn knn_l2_f32_packed(
+    queries: &[f32],
+    base: &[f32],
+    packed: &PackedF32,
+    dim: usize,
+    k: usize,
+) -> Result<Vec<Vec<Neighbor>>> {
+    let nq = rows_of(queries, dim)?;
+    let nb = rows_of(base, dim)?;
+    if packed.rows != nb || packed.dim != dim {
+        return Err(CodecError::InvalidParameter(format!(
+            "packed base of {} x {} does not match a base of {nb} x {dim}",
+            packed.rows, packed.dim
+        )));
+    }
+    if k == 0 || nb == 0 || nq == 0 {
+        return Ok(vec![Vec::new(); nq]);
+    }
+    let base = VectorsRef::from_f32(base, dim)?;
+    let shifted = centered(queries, &packed.center);
+    let engine = F32Engine {
+        path: packed.path,
+        qnorms: row_norms(&shifted, dim),
+        queries,
+        shifted,
+        center: packed.center.clone(),
+        dim,
+    };
+    let wide = k.saturating_add(rescore_margin(k));
+    let mut found = knn_driver(
+        &engine,
+        nq,
+        &base,
+        wide,
+        &Plan::DEFAULT,
+        Some(&packed.panels),
+    );
+    found
+        .par_iter_mut()
+        .zip(queries.par_chunks_exact(dim))
+        .for_each(|(list, q)| rescore(list, q, &base, k));
+    Ok(found)
 }
 
 /// For every point (contiguous rows of `dim`), the index of its nearest centroid and the
@@ -493,12 +589,15 @@ impl KnnEngine for U8Engine {
 
 /// Splits the work into (query range x database range) tasks on the current rayon pool,
 /// runs `engine` on each, and merges the per-task top-k lists.
+/// `prepacked`, when given, is all of `base` already packed by `engine`'s packer: every
+/// task scans it (never the unpacked direct path).
 fn knn_driver<E: KnnEngine>(
     engine: &E,
     nq: usize,
     base: &VectorsRef<'_>,
     k: usize,
     plan: &Plan,
+    prepacked: Option<&E::Packed>,
 ) -> Vec<Vec<Neighbor>> {
     let nb = base.rows();
     let row_bytes = engine.row_bytes(base.dim());
@@ -515,13 +614,18 @@ fn knn_driver<E: KnnEngine>(
     let bparts = split(nb, bparts_wanted, NR);
     let block_rows = (plan.block_bytes / (NR * row_bytes.max(1))).max(1) * NR;
 
-    let use_direct = |q: &Range<usize>| plan.direct && q.len() < engine.min_queries_for_packing();
+    let use_direct = |q: &Range<usize>| {
+        prepacked.is_none() && plan.direct && q.len() < engine.min_queries_for_packing()
+    };
     let direct = qparts.iter().all(use_direct);
-    let shared = (!direct && nb.saturating_mul(row_bytes) <= plan.prepack_max_bytes).then(|| {
-        let mut packed = E::Packed::default();
-        engine.pack(base, 0..nb, &mut packed);
-        packed
-    });
+    let packed_here =
+        (prepacked.is_none() && !direct && nb.saturating_mul(row_bytes) <= plan.prepack_max_bytes)
+            .then(|| {
+                let mut packed = E::Packed::default();
+                engine.pack(base, 0..nb, &mut packed);
+                packed
+            });
+    let shared = prepacked.or(packed_here.as_ref());
 
     let tasks: Vec<(usize, usize)> = (0..qparts.len())
         .flat_map(|q| (0..bparts.len()).map(move |b| (q, b)))
@@ -540,7 +644,7 @@ fn knn_driver<E: KnnEngine>(
             }
             for start in rows.clone().step_by(block_rows) {
                 let end = (start + block_rows).min(rows.end);
-                match &shared {
+                match shared {
                     // Shared packing: `start` is a multiple of NR (all splits are).
                     Some(packed) => engine.scan(
                         packed,

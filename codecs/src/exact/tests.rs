@@ -332,3 +332,40 @@ fn offset_and_near_duplicate_data_stay_exact() {
         }
     }
 }
+
+#[test]
+fn prepacked_base_matches_the_reference() {
+    let mut rng = Rng(57);
+    for &(dim, nq, nb, k, offset) in &[
+        (3, 1, 40, 4, 0.0f32),
+        (17, 13, 129, 20, 0.0),
+        (24, 40, 300, 5, 1_000.0),
+        (129, 2, 64, 64, 0.0),
+        (96, 300, 1_100, 16, 0.0),
+    ] {
+        let base: Vec<f32> = rng.floats(nb * dim).iter().map(|v| v + offset).collect();
+        let queries: Vec<f32> = rng.floats(nq * dim).iter().map(|v| v + offset).collect();
+        let want = naive(&queries, &base, dim, k);
+        for path in F32Path::all() {
+            let packed = PackedF32::with_path(&base, dim, path).unwrap();
+            let got = knn_l2_f32_packed(&queries, &base, &packed, dim, k).unwrap();
+            assert_eq!(got.len(), nq);
+            for (qi, (g, w)) in got.iter().zip(&want).enumerate() {
+                let ids: Vec<u64> = g.iter().map(|n| n.id).collect();
+                let want_ids: Vec<u64> = w.iter().map(|n| n.0).collect();
+                assert_eq!(ids, want_ids, "dim {dim} {path:?} query {qi}");
+                for (n, (_, d)) in g.iter().zip(w) {
+                    let tol = 1e-4 * (1.0 + d) + f64::from(offset) * 1e-7;
+                    assert!((f64::from(n.distance) - d).abs() <= tol);
+                }
+            }
+        }
+    }
+    // A packing of another base shape is refused, not misread.
+    let base = rng.floats(10 * 8);
+    let packed = PackedF32::new(&base[..9 * 8], 8).unwrap();
+    assert!(knn_l2_f32_packed(&base[..8], &base, &packed, 8, 3).is_err());
+    assert!(knn_l2_f32_packed(&base[..8], &base[..72], &packed, 4, 3).is_err());
+    let ok = PackedF32::new(&base, 8).unwrap();
+    assert!(knn_l2_f32_packed(&base[..8], &base, &ok, 8, 0).unwrap()[0].is_empty());
+}

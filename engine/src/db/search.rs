@@ -204,29 +204,39 @@ fn search_in_list_order(
     search_rows: &SearchRows<'_>,
 ) -> Result<Vec<Vec<Hit>>> {
     let (dim, inner) = (model.dim(), model.inner_dim());
-    let probed: Vec<(Vec<f32>, Probes)> = queries
+    let mut probed: Vec<(Vec<f32>, Probes)> = queries
         .par_chunks(block_rows * dim)
         .map(|block| model.transform_and_probe(block, nprobe))
         .collect::<std::result::Result<_, _>>()?;
-    let mut xq = Vec::with_capacity(queries.len() / dim * inner);
-    let mut probes: Probes = Vec::with_capacity(queries.len() / dim);
-    for (x, p) in probed {
-        xq.extend_from_slice(&x);
-        probes.extend(p);
-    }
-    let mut order: Vec<usize> = (0..probes.len()).collect();
-    order.sort_by_key(|&q| (probes[q].first().and_then(|p| rank.get(p.0 as usize)), q));
-    // The queries and their probes laid out in that order, then searched block by block.
-    let mut sorted_xq = Vec::with_capacity(xq.len());
-    let mut sorted_probes: Probes = Vec::with_capacity(order.len());
+    let nq = queries.len() / dim;
+    // Query q is row q % block_rows of block q / block_rows.
+    let first_list = |q: usize| {
+        probed[q / block_rows].1[q % block_rows]
+            .first()
+            .map(|p| p.0)
+    };
+    let mut order: Vec<usize> = (0..nq).collect();
+    order.sort_by_key(|&q| (first_list(q).and_then(|l| rank.get(l as usize)), q));
+    // Each block of that order gathers its own queries and probes (no whole-batch copy:
+    // at 960-D a batch of 20,000 queries would be two more 77 MB buffers to fault in).
+    let mut sorted_probes: Probes = Vec::with_capacity(nq);
     for &q in &order {
-        sorted_xq.extend_from_slice(&xq[q * inner..(q + 1) * inner]);
-        sorted_probes.push(std::mem::take(&mut probes[q]));
+        sorted_probes.push(std::mem::take(
+            &mut probed[q / block_rows].1[q % block_rows],
+        ));
     }
-    let found: Vec<Result<Vec<Vec<Hit>>>> = sorted_xq
-        .par_chunks(block_rows * inner)
+    let probed = &probed;
+    let found: Vec<Result<Vec<Vec<Hit>>>> = order
+        .par_chunks(block_rows)
         .zip(sorted_probes.par_chunks_mut(block_rows))
-        .map(|(x, p)| search_rows(x, p))
+        .map(|(qs, p)| {
+            let mut x = Vec::with_capacity(qs.len() * inner);
+            for &q in qs {
+                let r = q % block_rows;
+                x.extend_from_slice(&probed[q / block_rows].0[r * inner..(r + 1) * inner]);
+            }
+            search_rows(&x, p)
+        })
         .collect();
     let mut results: Vec<Vec<Hit>> = vec![Vec::new(); order.len()];
     let mut positions = order.iter();
