@@ -29,7 +29,8 @@ pub struct CoarseQuantizer {
     /// The centroids rounded to bytes, when every coordinate lies in `0..=255` (SIFT-like
     /// data): queries that are bytes too are first ranked with the exact integer engine.
     bytes: Option<ByteCentroids>,
-    /// The centroids packed for the f32 kernel, on the first f32 probe.
+    /// The centroids packed for the f32 kernel, on the first f32 probe (up to
+    /// [`exact::PackedF32::MAX_BYTES`] of centroids; larger sets are packed per call).
     packed: LazyPacked,
 }
 
@@ -172,14 +173,18 @@ impl CoarseQuantizer {
     /// Fused f32 distance + top-nprobe selection (no nq × nlist matrix).
     fn probe_f32(&self, queries: &[f32], nprobe: usize) -> Result<Probes> {
         let (centroids, dim) = (&self.kmeans.centroids, self.dim());
-        let packed = match self.packed.0.get() {
-            Some(p) => p,
-            None => {
-                let p = Arc::new(exact::PackedF32::new(centroids, dim)?);
-                self.packed.0.get_or_init(|| p)
-            }
+        let res = if centroids.len() * 4 <= exact::PackedF32::MAX_BYTES {
+            let packed = match self.packed.0.get() {
+                Some(p) => p,
+                None => {
+                    let p = Arc::new(exact::PackedF32::new(centroids, dim)?);
+                    self.packed.0.get_or_init(|| p)
+                }
+            };
+            exact::knn_l2_f32_packed(queries, centroids, packed, dim, nprobe)?
+        } else {
+            exact::knn_l2_f32(queries, centroids, dim, nprobe)?
         };
-        let res = exact::knn_l2_f32_packed(queries, centroids, packed, dim, nprobe)?;
         Ok(res
             .into_iter()
             .map(|row| row.into_iter().map(|n| (n.id as u32, n.distance)).collect())

@@ -254,6 +254,11 @@ impl std::fmt::Debug for PackedF32 {
 }
 
 impl PackedF32 {
+    /// Largest base worth packing whole, in bytes of f32 rows (the limit [`knn_l2_f32`]
+    /// applies to its own one-call packing; larger bases stream through cache-sized
+    /// blocks instead, and a permanent packed copy would double their memory).
+    pub const MAX_BYTES: usize = Plan::DEFAULT.prepack_max_bytes;
+
     /// Packs `base` (contiguous rows of `dim`) for this CPU's f32 kernel.
     pub fn new(base: &[f32], dim: usize) -> Result<Self> {
         Self::with_path(base, dim, F32Path::detect())
