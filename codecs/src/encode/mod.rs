@@ -39,7 +39,7 @@ pub use fisher::{FisherEncoder, FisherParams};
 pub use gmm::{DiagGmm, GmmParams};
 pub use sets::{DescriptorSets, root_sift_in_place, root_sift_rows};
 pub use spec::{DEFAULT_MAX_TRAIN_DESCRIPTORS, EncoderKind, EncoderSpec, parse_encoder};
-pub use vlad::{VladEncoder, VladParams};
+pub use vlad::{SOFT_MIN_WEIGHT, VladEncoder, VladParams};
 pub use vocab::{VocabParams, restart_seed, train_vocabulary};
 
 /// A trained encoder from a set of `dim_in`-dimensional local descriptors to one

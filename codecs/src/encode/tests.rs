@@ -146,6 +146,58 @@ fn vlad_soft_assignment_by_hand() {
     close(&a, &b, 1e-5);
 }
 
+#[test]
+fn vlad_soft_assignment_drops_traces_below_the_floor() {
+    // 1-D words at 0 and 2, alpha = 2, intra-normalisation on. A descriptor at 0.9 gives
+    // word 1 a weight of 1 / (1 + e^1.6) ≈ 0.17 (kept); one at 0.1 gives it
+    // 1 / (1 + e^7.6) ≈ 5e-4 (below SOFT_MIN_WEIGHT): word 1 must stay an empty block,
+    // not a trace blown up to a unit block by intra-normalisation.
+    let params = VladParams {
+        root_sift: false,
+        power: None,
+        intra: true,
+        soft_alpha: Some(2.0),
+        residual_norm: false,
+    };
+    let enc = VladEncoder::from_parts(vec![0.0, 2.0], 1, params).unwrap();
+    let mut out = vec![0.0; 2];
+    enc.encode(&[0.1], &mut out).unwrap();
+    close(&out, &[1.0, 0.0], 1e-6);
+    // Above the floor both words keep their share (intra: ±1 each, then global L2).
+    enc.encode(&[0.9], &mut out).unwrap();
+    let h = std::f32::consts::FRAC_1_SQRT_2;
+    close(&out, &[h, -h], 1e-6);
+    // Without intra-normalisation too: words at 0, 2 and 2.817, a descriptor at 1.
+    // Squared distances 1, 1 and 3.3: weights ≈ 0.4975, 0.4975 and 0.005. The third is
+    // dropped (its block stays exactly zero) and the first two share the descriptor
+    // evenly: 0.5 · (1 − 0) and 0.5 · (1 − 2).
+    let plain = VladParams {
+        intra: false,
+        ..params
+    };
+    let enc = VladEncoder::from_parts(vec![0.0, 2.0, 2.817], 1, plain).unwrap();
+    let mut out = vec![0.0; 3];
+    enc.encode(&[1.0], &mut out).unwrap();
+    assert_eq!(out[2], 0.0);
+    close(&out, &normalized(&[0.5, -0.5, 0.0]), 1e-6);
+    const { assert!(SOFT_MIN_WEIGHT > 0.0 && SOFT_MIN_WEIGHT < 0.1) };
+    // 300 words on a circle around the descriptor: every weight is 1/300, below the
+    // floor, and all are kept rather than none (which would divide by zero).
+    let k = 300;
+    let words: Vec<f32> = (0..k)
+        .flat_map(|i| {
+            let t = i as f32 * std::f32::consts::TAU / k as f32;
+            [t.cos(), t.sin()]
+        })
+        .collect();
+    let enc = VladEncoder::from_parts(words, 2, plain).unwrap();
+    let mut out = vec![0.0; 2 * k];
+    enc.encode(&[0.0, 0.0], &mut out).unwrap();
+    assert!(out.iter().all(|v| v.is_finite()));
+    let norm: f32 = out.iter().map(|v| v * v).sum();
+    assert!((norm - 1.0).abs() < 1e-4, "{norm}");
+}
+
 fn random_matrix(rng: &mut SeededRng, rows: usize, dim: usize, scale: f32) -> Vec<f32> {
     (0..rows * dim)
         .map(|_| (rng.next_f64() as f32) * scale)
