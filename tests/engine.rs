@@ -263,7 +263,8 @@ fn a_second_writer_is_refused_and_bad_directories_are_errors() {
 
 #[test]
 fn descriptor_set_database_trains_adds_searches_and_reopens() {
-    use vladdb::codecs::encode::DescriptorSets;
+    use vladdb::codecs::encode::{DescriptorSets, encode_sets, parse_encoder};
+    use vladdb::codecs::kmeans::KMeansParams;
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("db");
     // 80 images of 12..=31 descriptors each (one image empty), drawn from 40 visual words.
@@ -288,10 +289,13 @@ fn descriptor_set_database_trains_adds_searches_and_reopens() {
     let sets = DescriptorSets::new(view(&descriptors), &offsets).expect("sets");
     let names: Vec<String> = (0..80).map(|i| format!("image-{i}.png")).collect();
     let p = params(3, 1);
-    // `_lcs` also stores per-word rotations in the model file: the reopened database
-    // must encode queries exactly as the one that trained.
+    // `_lcs` also stores per-word rotations in the model file, and FV its descriptor
+    // rotation: the reopened database must encode queries exactly as the one that trained.
     let mut plain: Option<Vec<f32>> = None;
-    for spec in ["VLAD8,Flat", "VLAD8_lcs,Flat"] {
+    for spec in ["VLAD8,Flat", "VLAD8_lcs,Flat", "FV4_nopca,Flat", "FV4,Flat"] {
+        if spec.starts_with("FV4_nopca") {
+            plain = None;
+        }
         let path = path.join(spec);
         let before;
         {
@@ -311,6 +315,19 @@ fn descriptor_set_database_trains_adds_searches_and_reopens() {
                 db.search_sets(&sets, &p).expect("search sets"),
             );
         }
+        // Everything the encoder learned reached the model file: the database encodes
+        // like the encoder trained in memory with the engine's training seed.
+        let token = spec.split(',').next().expect("encoder token");
+        let direct = parse_encoder(token)
+            .expect("parse")
+            .expect("an encoder token")
+            .train(&sets, KMeansParams::default().seed)
+            .expect("train in memory");
+        assert_eq!(
+            encode_sets(direct.as_ref(), &sets).expect("encode").0,
+            before.0,
+            "{spec}: the stored encoder differs from the trained one"
+        );
         let db = Database::open(&path).expect("reopen");
         let hits = db.search_sets(&sets, &p).expect("search sets");
         assert_eq!(
@@ -319,7 +336,7 @@ fn descriptor_set_database_trains_adds_searches_and_reopens() {
             "{spec}: encodings changed"
         );
         assert_eq!(hits, before.1, "{spec}: results changed on reopen");
-        // Same vocabulary (same seed): only the stored rotations make `_lcs` differ.
+        // Same seed: the rotations make `_lcs` (and FV's descriptor PCA) differ.
         match &plain {
             None => plain = Some(before.0.clone()),
             Some(p) => assert_ne!(p, &before.0, "{spec}: the rotations were lost"),

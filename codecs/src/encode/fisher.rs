@@ -7,10 +7,16 @@
 //! `G_μ,k = 1/(T√π_k) Σ_t γ_t(k) (x_t − μ_k)/σ_k` and
 //! `G_σ,k = 1/(T√(2π_k)) Σ_t γ_t(k) [(x_t − μ_k)²/σ²_k − 1]`, concatenated as
 //! `[G_μ,1 … G_μ,K, G_σ,1 … G_σ,K]` (`2·K·dim` components).
+//!
+//! By default the descriptors are first rotated into their principal axes (a PCA of the
+//! training sample without reduction): a diagonal-covariance GMM can only model
+//! decorrelated dimensions, and SIFT bins are strongly correlated (Perronnin et al. apply
+//! PCA to SIFT for this reason). On clipart-vlad it is worth +0.08 R@1 (docs/encoders.md).
 
 use std::any::Any;
 
 use super::gmm::{DiagGmm, GmmParams, TILE, posteriors};
+use super::lcs::{check_rotations, local_rotations};
 use super::norm::{l2_normalize, power_law};
 use super::sets::root_sift_rows;
 use super::simd;
@@ -24,6 +30,10 @@ pub struct FisherParams {
     pub root_sift: bool,
     /// Signed power-law exponent, or `None` for none. Default 0.5.
     pub power: Option<f32>,
+    /// Rotate the descriptors into the principal axes of the training sample before the
+    /// GMM. Default on. On a built encoder it says whether a rotation is present (set by
+    /// [`FisherEncoder::train`] and [`FisherEncoder::with_rotation`]).
+    pub pca: bool,
 }
 
 impl Default for FisherParams {
@@ -31,6 +41,7 @@ impl Default for FisherParams {
         FisherParams {
             root_sift: true,
             power: Some(0.5),
+            pca: true,
         }
     }
 }
@@ -42,10 +53,14 @@ pub struct FisherEncoder {
     pub gmm: DiagGmm,
     /// Options.
     pub params: FisherParams,
+    /// The descriptor rotation (`dim × dim`, row `i` the `i`-th principal axis), empty
+    /// when off.
+    rotation: Vec<f32>,
 }
 
 impl FisherEncoder {
-    /// An encoder from stored parts.
+    /// An encoder from stored parts, without a descriptor rotation (`params.pca` is
+    /// ignored: add the rotation with [`FisherEncoder::with_rotation`]).
     pub fn from_parts(gmm: DiagGmm, params: FisherParams) -> Result<Self> {
         if let Some(a) = params.power
             && !(a.is_finite() && a > 0.0)
@@ -54,7 +69,28 @@ impl FisherEncoder {
                 "Fisher power-law exponent must be positive, got {a}"
             )));
         }
-        Ok(FisherEncoder { gmm, params })
+        Ok(FisherEncoder {
+            gmm,
+            params: FisherParams {
+                pca: false,
+                ..params
+            },
+            rotation: Vec::new(),
+        })
+    }
+
+    /// Installs a stored descriptor rotation (`dim × dim` finite floats, the rows the
+    /// principal axes, as [`FisherEncoder::rotation`] returns).
+    pub fn with_rotation(mut self, rotation: Vec<f32>) -> Result<Self> {
+        check_rotations(&rotation, 1, self.gmm.dim)?;
+        self.rotation = rotation;
+        self.params.pca = true;
+        Ok(self)
+    }
+
+    /// The descriptor rotation (`dim × dim`, row-major), empty when off.
+    pub fn rotation(&self) -> &[f32] {
+        &self.rotation
     }
 
     /// Trains the GMM on `sample` (raw descriptors, rows of `dim`, preprocessed in place).
@@ -69,8 +105,14 @@ impl FisherEncoder {
         if params.root_sift {
             root_sift_rows(&mut sample, dim);
         }
+        if !params.pca {
+            let (gmm, _) = DiagGmm::train(&sample, dim, k, gmm_params)?;
+            return Self::from_parts(gmm, params);
+        }
+        let rotation = principal_axes(&sample, dim)?;
+        rotate_rows(&rotation, dim, &mut sample);
         let (gmm, _) = DiagGmm::train(&sample, dim, k, gmm_params)?;
-        Self::from_parts(gmm, params)
+        Self::from_parts(gmm, params)?.with_rotation(rotation)
     }
 }
 
@@ -84,6 +126,9 @@ impl SetEncoder for FisherEncoder {
         }
         if !self.params.root_sift {
             s.push_str("_noroot");
+        }
+        if self.rotation.is_empty() {
+            s.push_str("_nopca");
         }
         s
     }
@@ -100,6 +145,7 @@ impl SetEncoder for FisherEncoder {
         if self.params.root_sift {
             root_sift_rows(descriptors, self.gmm.dim);
         }
+        rotate_rows(&self.rotation, self.gmm.dim, descriptors);
     }
 
     fn encode_prepared(
@@ -133,6 +179,31 @@ impl SetEncoder for FisherEncoder {
     fn as_any(&self) -> &dyn Any {
         self
     }
+}
+
+/// Rotates rows of `dim` in place, `y = R x` (one matrix product); nothing when
+/// `rotation` is empty.
+fn rotate_rows(rotation: &[f32], dim: usize, rows: &mut [f32]) {
+    if rotation.is_empty() || rows.is_empty() {
+        return;
+    }
+    let input = rows.to_vec();
+    crate::linalg::matmul_nt(&input, rotation, rows, input.len() / dim, dim, dim);
+}
+
+/// The principal axes of `sample`'s rows (`dim × dim`, largest variance first): the
+/// eigenvectors of its covariance, accumulated in `f64` (identity for fewer than two rows).
+fn principal_axes(sample: &[f32], dim: usize) -> Result<Vec<f32>> {
+    let n = sample.len() / dim.max(1);
+    let mut mean = vec![0.0f64; dim];
+    for row in sample.chunks_exact(dim) {
+        for (m, &v) in mean.iter_mut().zip(row) {
+            *m += f64::from(v);
+        }
+    }
+    let mean: Vec<f32> = mean.iter().map(|&m| (m / n.max(1) as f64) as f32).collect();
+    // One "word" holding every row: its residual covariance is the sample's covariance.
+    local_rotations(sample, &vec![0; n], &mean, dim, false, |_| {})
 }
 
 /// What [`encode_image`] reads of the mixture: its parameters and the derived constants.

@@ -3,7 +3,7 @@
 //!
 //! Grammar (see `docs/encoders.md`):
 //! `VLAD<K>[i]{_flag}`, `FV<K>{_flag}`, `BOF<K>{_flag}` with flags `nopow`, `pow<a>`,
-//! `nointra`, `noroot`, `adapt`, `soft<a>`, `rn` (VLAD), `noidf`, `nosqrt` (BoF), `it<n>`
+//! `nointra`, `noroot`, `adapt`, `soft<a>`, `rn` (VLAD), `nopca` (FV), `noidf`, `nosqrt` (BoF), `it<n>`
 //! (k-means iterations), `redo<n>` (k-means restarts), `em<n>` (FV EM iterations),
 //! `sample<n>` (training descriptors).
 
@@ -65,6 +65,9 @@ pub struct EncoderSpec {
     /// VLAD local coordinate systems: per-word PCA rotations of the blocks before the
     /// power law, fitted on the training sample (default off; `_lcs`).
     pub local_rotations: bool,
+    /// FV descriptor rotation into the training sample's principal axes (default on for
+    /// FV; `_nopca`). Always off for VLAD and BoF.
+    pub descriptor_pca: bool,
     /// BoF idf weights learned from the training sets (default on; `_noidf`).
     pub idf: bool,
     /// BoF square-root term frequencies (default on; `_nosqrt`).
@@ -93,6 +96,7 @@ impl EncoderSpec {
             soft_alpha: None,
             residual_norm: false,
             local_rotations: false,
+            descriptor_pca: kind == EncoderKind::Fisher,
             idf: true,
             sqrt_tf: true,
             max_train_descriptors: DEFAULT_MAX_TRAIN_DESCRIPTORS,
@@ -165,6 +169,7 @@ impl EncoderSpec {
                 let params = FisherParams {
                     root_sift: self.root_sift,
                     power: self.power,
+                    pca: self.descriptor_pca,
                 };
                 let gmm = GmmParams {
                     iterations: self.em_iterations,
@@ -216,6 +221,9 @@ impl fmt::Display for EncoderSpec {
         }
         if self.local_rotations {
             write!(f, "_lcs")?;
+        }
+        if self.kind == EncoderKind::Fisher && !self.descriptor_pca {
+            write!(f, "_nopca")?;
         }
         if self.kind == EncoderKind::Bof && !self.idf {
             write!(f, "_noidf")?;
@@ -339,6 +347,10 @@ pub fn parse_encoder(token: &str) -> Result<Option<EncoderSpec>> {
             applies(vlad)?;
             once("lcs")?;
             spec.local_rotations = true;
+        } else if flag == "nopca" {
+            applies(kind == EncoderKind::Fisher)?;
+            once("pca")?;
+            spec.descriptor_pca = false;
         } else if flag == "noidf" {
             applies(bof)?;
             once("idf")?;

@@ -521,6 +521,7 @@ fn fisher_by_hand() {
     let params = FisherParams {
         root_sift: false,
         power: None,
+        pca: false,
     };
     let enc = FisherEncoder::from_parts(gmm, params).unwrap();
     let mut out = vec![0.0; 4];
@@ -549,16 +550,79 @@ fn fisher_by_hand() {
     ];
     close(&out, &normalized(&want), 1e-5);
     // With the power law.
-    let powered = FisherEncoder {
-        params: FisherParams {
+    let powered = FisherEncoder::from_parts(
+        enc.gmm.clone(),
+        FisherParams {
             power: Some(0.5),
             ..params
         },
-        ..enc
-    };
+    )
+    .unwrap();
     powered.encode(&[-4.0, 7.0], &mut out).unwrap();
     let signed_sqrt: Vec<f32> = want.iter().map(|v| v.abs().sqrt().copysign(*v)).collect();
     close(&out, &normalized(&signed_sqrt), 1e-5);
+}
+
+#[test]
+fn fisher_descriptor_pca_rotates_into_the_principal_axes() {
+    // 2-D descriptors stretched along (1, 1): the first principal axis is ±(1, 1)/√2.
+    let mut rng = SeededRng::new(23);
+    let mut sample = Vec::new();
+    for _ in 0..2_000 {
+        let (a, b) = (rng.normal() as f32 * 5.0, rng.normal() as f32 * 0.5);
+        sample.extend_from_slice(&[10.0 + a + b, 10.0 + a - b]);
+    }
+    let params = FisherParams {
+        root_sift: false,
+        power: None,
+        pca: true,
+    };
+    let gmm = GmmParams {
+        iterations: 5,
+        ..GmmParams::default()
+    };
+    let enc = FisherEncoder::train(sample.clone(), 2, 2, params, &gmm).unwrap();
+    let r = enc.rotation();
+    assert_eq!(r.len(), 4);
+    let h = std::f32::consts::FRAC_1_SQRT_2;
+    assert!(
+        (r[0] * h + r[1] * h).abs() > 0.999,
+        "first axis {:?}",
+        &r[..2]
+    );
+    assert!(
+        (r[2] * h - r[3] * h).abs() > 0.999,
+        "second axis {:?}",
+        &r[2..]
+    );
+    assert!(enc.spec_token().starts_with("FV2") && !enc.spec_token().contains("nopca"));
+    // Encoding x with the rotation is encoding R·x without it (same mixture).
+    let plain = FisherEncoder::from_parts(enc.gmm.clone(), params).unwrap();
+    assert!(plain.rotation().is_empty() && plain.spec_token().ends_with("_nopca"));
+    let x = [12.0f32, 7.5, 3.0, 9.0];
+    let rx: Vec<f32> = x
+        .chunks_exact(2)
+        .flat_map(|p| [r[0] * p[0] + r[1] * p[1], r[2] * p[0] + r[3] * p[1]])
+        .collect();
+    let (mut a, mut b) = (vec![0.0; 8], vec![0.0; 8]);
+    enc.encode(&x, &mut a).unwrap();
+    plain.encode(&rx, &mut b).unwrap();
+    close(&a, &b, 1e-5);
+    // The same data with `pca: false` trains no rotation; a malformed stored one is refused.
+    let off = FisherEncoder::train(
+        sample,
+        2,
+        2,
+        FisherParams {
+            pca: false,
+            ..params
+        },
+        &gmm,
+    )
+    .unwrap();
+    assert!(off.rotation().is_empty() && !off.params.pca);
+    assert!(plain.clone().with_rotation(vec![1.0, 0.0, 0.0]).is_err());
+    assert!(plain.with_rotation(vec![1.0, f32::NAN, 0.0, 1.0]).is_err());
 }
 
 #[test]
@@ -648,6 +712,8 @@ fn parses_encoder_tokens() {
     assert_eq!((l.kmeans_restarts, v.kmeans_restarts), (3, 1));
     let f = parse_encoder("FV64_em5").unwrap().unwrap();
     assert_eq!((f.kind, f.k, f.em_iterations), (EncoderKind::Fisher, 64, 5));
+    assert!(f.descriptor_pca && !v.descriptor_pca);
+    assert!(!parse_encoder("FV8_nopca").unwrap().unwrap().descriptor_pca);
     let b = parse_encoder("BOF1024_noidf_nosqrt").unwrap().unwrap();
     assert_eq!(
         (b.kind, b.k, b.idf, b.sqrt_tf, b.kmeans_iterations),
@@ -682,6 +748,9 @@ fn parses_encoder_tokens() {
         "FV64_redo2",
         "VLAD64_redo0",
         "VLAD64_redo",
+        "VLAD64_nopca",
+        "BOF100_nopca",
+        "FV8_nopca_nopca",
     ] {
         assert!(parse_encoder(bad).is_err(), "{bad} should be rejected");
     }
@@ -689,6 +758,7 @@ fn parses_encoder_tokens() {
         "VLAD64",
         "VLAD16_pow0.3_nointra_noroot_adapt_soft50_rn_it3_sample100",
         "FV32_nopow_em7",
+        "FV16_noroot_nopca_em3",
         "BOF512_noidf",
         "VLAD64_rn_lcs_redo3",
         "BOF100_redo2",

@@ -1,7 +1,7 @@
 //! Storing a trained local-descriptor encoder (VLAD, Fisher, BoF) in the model file: its
 //! canonical spec token (which fixes every option) plus its arrays as f32 sections
 //! (`enc_centroids`, `enc_rotations` for `_lcs`, `enc_idf`, `gmm_weights`, `gmm_means`,
-//! `gmm_vars`).
+//! `gmm_vars`, `fv_rotation` for FV's descriptor PCA).
 
 use std::sync::Arc;
 
@@ -25,11 +25,15 @@ pub fn encoder_sections(enc: &dyn SetEncoder) -> Result<(String, EncoderArrays<'
         }
         s
     } else if let Some(f) = any.downcast_ref::<FisherEncoder>() {
-        vec![
+        let mut s = vec![
             ("gmm_weights", f.gmm.weights.as_slice()),
             ("gmm_means", f.gmm.means.as_slice()),
             ("gmm_vars", f.gmm.variances.as_slice()),
-        ]
+        ];
+        if !f.rotation().is_empty() {
+            s.push(("fv_rotation", f.rotation()));
+        }
+        s
     } else if let Some(b) = any.downcast_ref::<BofEncoder>() {
         vec![
             ("enc_centroids", b.centroids.as_slice()),
@@ -44,11 +48,13 @@ pub fn encoder_sections(enc: &dyn SetEncoder) -> Result<(String, EncoderArrays<'
     Ok((enc.spec_token(), sections))
 }
 
-/// Rebuilds an encoder from its token and arrays (`section(name)` returns a stored array).
+/// Rebuilds an encoder from its token and arrays (`section(name)` returns a stored array,
+/// `has(name)` whether there is one).
 pub fn load_encoder(
     token: &str,
     dim_in: usize,
     section: &dyn Fn(&str) -> Result<Vec<f32>>,
+    has: &dyn Fn(&str) -> bool,
 ) -> Result<Arc<dyn SetEncoder>> {
     let spec = parse_encoder(token)?
         .ok_or_else(|| Error::InvalidArgument(format!("{token:?} is not an encoder token")))?;
@@ -78,8 +84,16 @@ pub fn load_encoder(
             let params = FisherParams {
                 root_sift: spec.root_sift,
                 power: spec.power,
+                pca: spec.descriptor_pca,
             };
-            Arc::new(FisherEncoder::from_parts(gmm, params)?)
+            let encoder = FisherEncoder::from_parts(gmm, params)?;
+            // Model files from before FV's descriptor PCA carry the token `FV<k>` and no
+            // rotation: they keep encoding without one, as their stored vectors were.
+            Arc::new(if spec.descriptor_pca && has("fv_rotation") {
+                encoder.with_rotation(section("fv_rotation")?)?
+            } else {
+                encoder
+            })
         }
         EncoderKind::Bof => {
             let params = BofParams {

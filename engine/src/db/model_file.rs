@@ -212,7 +212,8 @@ pub fn load(storage: &dyn Storage, name: &str, verify: bool) -> Result<Loaded> {
     } else {
         let dim_in = usize::try_from(meta.encoder_dim_in)
             .map_err(|_| corrupt("encoder dimension overflows".into()))?;
-        let enc = super::encoder_store::load_encoder(&meta.encoder, dim_in, &|n| floats(n))
+        let has = |n: &str| segment.section(n).is_some();
+        let enc = super::encoder_store::load_encoder(&meta.encoder, dim_in, &|n| floats(n), &has)
             .map_err(|e| corrupt(format!("bad encoder: {e}")))?;
         if enc.dim_out() != dim {
             return Err(corrupt(format!(
