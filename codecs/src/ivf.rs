@@ -29,10 +29,14 @@ pub struct CoarseQuantizer {
     /// The centroids rounded to bytes, when every coordinate lies in `0..=255` (SIFT-like
     /// data): queries that are bytes too are first ranked with the exact integer engine.
     bytes: Option<ByteCentroids>,
-    /// The centroids packed for the f32 kernel, on the first f32 probe (up to
-    /// [`exact::PackedF32::MAX_BYTES`] of centroids; larger sets are packed per call).
+    /// The centroids packed for the f32 kernel, on the first f32 probe of at least
+    /// `PACK_MIN_QUERIES` queries (up to [`exact::PackedF32::MAX_BYTES`] of centroids;
+    /// larger sets are packed per call).
     packed: LazyPacked,
 }
+
+/// Fewest queries in a probe call that build the packed centroids (see `probe_f32`).
+const PACK_MIN_QUERIES: usize = 16;
 
 /// The centroids packed once for [`exact::knn_l2_f32_packed`] (derived from `kmeans`, so
 /// it takes no part in equality; a clone shares it).
@@ -173,17 +177,21 @@ impl CoarseQuantizer {
     /// Fused f32 distance + top-nprobe selection (no nq × nlist matrix).
     fn probe_f32(&self, queries: &[f32], nprobe: usize) -> Result<Probes> {
         let (centroids, dim) = (&self.kmeans.centroids, self.dim());
-        let res = if centroids.len() * 4 <= exact::PackedF32::MAX_BYTES {
-            let packed = match self.packed.0.get() {
-                Some(p) => p,
-                None => {
-                    let p = Arc::new(exact::PackedF32::new(centroids, dim)?);
-                    self.packed.0.get_or_init(|| p)
-                }
-            };
-            exact::knn_l2_f32_packed(queries, centroids, packed, dim, nprobe)?
-        } else {
-            exact::knn_l2_f32(queries, centroids, dim, nprobe)?
+        // Packing costs a pass over the centroids: a batch of a few queries (one search
+        // in a fresh process) reads them directly instead; later batches reuse the copy.
+        let packed = match self.packed.0.get() {
+            Some(p) => Some(p),
+            None if queries.len() / dim >= PACK_MIN_QUERIES
+                && centroids.len() * 4 <= exact::PackedF32::MAX_BYTES =>
+            {
+                let p = Arc::new(exact::PackedF32::new(centroids, dim)?);
+                Some(self.packed.0.get_or_init(|| p))
+            }
+            None => None,
+        };
+        let res = match packed {
+            Some(packed) => exact::knn_l2_f32_packed(queries, centroids, packed, dim, nprobe)?,
+            None => exact::knn_l2_f32(queries, centroids, dim, nprobe)?,
         };
         Ok(res
             .into_iter()
@@ -546,18 +554,29 @@ mod tests {
     fn probe_matches_brute_force_and_validates() {
         let data = blobs(8, 50, 6, 2);
         let cq = CoarseQuantizer::train(&data, 6, 16, &KMeansParams::default()).unwrap();
-        let q = &data[..6 * 70];
-        let probes = cq.probe(q, 4).unwrap();
-        for (i, p) in probes.iter().enumerate() {
-            let mut all: Vec<(u32, f32)> = (0..16)
-                .map(|l| (l as u32, l2_sqr(&q[i * 6..(i + 1) * 6], cq.centroid(l))))
-                .collect();
-            all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
-            assert_eq!(p.len(), 4);
-            for (a, b) in p.iter().zip(&all) {
-                assert!((a.1 - b.1).abs() <= 1e-2 * b.1.max(1.0));
+        let check = |q: &[f32]| {
+            let probes = cq.probe(q, 4).unwrap();
+            assert_eq!(probes.len(), q.len() / 6);
+            for (i, p) in probes.iter().enumerate() {
+                let mut all: Vec<(u32, f32)> = (0..16)
+                    .map(|l| (l as u32, l2_sqr(&q[i * 6..(i + 1) * 6], cq.centroid(l))))
+                    .collect();
+                all.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+                assert_eq!(p.len(), 4);
+                for (a, b) in p.iter().zip(&all) {
+                    assert_eq!(a.0, b.0);
+                    assert!((a.1 - b.1).abs() <= 1e-2 * b.1.max(1.0));
+                }
             }
-        }
+        };
+        // A few queries read the centroids directly, a batch packs them once, and later
+        // small calls reuse the packed copy: the same lists every time.
+        check(&data[6 * 100..6 * 103]);
+        assert!(cq.packed.0.get().is_none());
+        let q = &data[..6 * 70];
+        check(q);
+        assert!(cq.packed.0.get().is_some());
+        check(&data[6 * 100..6 * 103]);
         assert!(cq.probe(q, 0).is_err());
         assert!(cq.probe(q, 17).is_err());
         assert!(CoarseQuantizer::train(&data[..60], 6, 11, &KMeansParams::default()).is_err());
