@@ -171,9 +171,25 @@ fn knn_l2_with(
     // from the origin: centring both sides near the queries' mean removes a common
     // offset, and a few extra candidates rescored directly fix the order among near-ties.
     let center = integer_center(queries, dim);
+    Ok(knn_f32(queries, base, k, f32_path, center, plan, None))
+}
+
+/// The f32 engine's k-NN of `queries` against `base`, both shifted by `center`, with the
+/// `k + rescore_margin(k)` GEMM candidates rescored directly. `prepacked` is all of `base`
+/// already packed minus `center` by `path`'s packer (see [`PackedF32`]).
+fn knn_f32(
+    queries: &[f32],
+    base: &VectorsRef<'_>,
+    k: usize,
+    path: F32Path,
+    center: Vec<f32>,
+    plan: &Plan,
+    prepacked: Option<&Panels>,
+) -> Vec<Vec<Neighbor>> {
+    let dim = base.dim();
     let shifted = centered(queries, &center);
     let engine = F32Engine {
-        path: f32_path,
+        path,
         qnorms: row_norms(&shifted, dim),
         queries,
         shifted,
@@ -181,12 +197,12 @@ fn knn_l2_with(
         dim,
     };
     let wide = k.saturating_add(rescore_margin(k));
-    let mut found = knn_driver(&engine, nq, base, wide, plan, None);
+    let mut found = knn_driver(&engine, queries.len() / dim, base, wide, plan, prepacked);
     found
         .par_iter_mut()
         .zip(queries.par_chunks_exact(dim))
         .for_each(|(list, q)| rescore(list, q, base, k));
-    Ok(found)
+    found
 }
 
 /// Extra candidates the f32 GEMM keeps per query beyond `k`, rescored exactly: a
@@ -299,30 +315,15 @@ pub fn knn_l2_f32_packed(
     if k == 0 || nb == 0 || nq == 0 {
         return Ok(vec![Vec::new(); nq]);
     }
-    let base = VectorsRef::from_f32(base, dim)?;
-    let shifted = centered(queries, &packed.center);
-    let engine = F32Engine {
-        path: packed.path,
-        qnorms: row_norms(&shifted, dim),
+    Ok(knn_f32(
         queries,
-        shifted,
-        center: packed.center.clone(),
-        dim,
-    };
-    let wide = k.saturating_add(rescore_margin(k));
-    let mut found = knn_driver(
-        &engine,
-        nq,
-        &base,
-        wide,
+        &VectorsRef::from_f32(base, dim)?,
+        k,
+        packed.path,
+        packed.center.clone(),
         &Plan::DEFAULT,
         Some(&packed.panels),
-    );
-    found
-        .par_iter_mut()
-        .zip(queries.par_chunks_exact(dim))
-        .for_each(|(list, q)| rescore(list, q, &base, k));
-    Ok(found)
+    ))
 }
 
 /// For every point (contiguous rows of `dim`), the index of its nearest centroid and the
@@ -340,12 +341,14 @@ pub fn nearest_l2(points: &[f32], centroids: &[f32], dim: usize) -> Result<Vec<(
             "too many centroids for u32 ids".into(),
         ));
     }
-    let path = F32Path::detect();
     // Centred near the centroids' mean: the ranking is then accurate however far the data
     // lies from the origin.
-    let center = integer_center(centroids, dim);
-    let mut panels = Panels::default();
-    panels.pack(&VectorsRef::from_f32(centroids, dim)?, 0..nc, &center, path);
+    let PackedF32 {
+        panels,
+        center,
+        path,
+        ..
+    } = PackedF32::new(centroids, dim)?;
     let block = block_panels(dim * 4);
     let mut best = vec![(0u32, f32::INFINITY); points.len() / dim];
     best.par_chunks_mut(QUERIES_PER_TASK)
