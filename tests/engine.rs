@@ -359,6 +359,69 @@ fn descriptor_set_database_trains_adds_searches_and_reopens() {
     }
 }
 
+/// Random images of 12..=31 descriptors drawn around `words` (40 visual words); images
+/// listed in `empty` get none. Returns the descriptors and the offsets.
+fn image_sets(words: &[f32], images: usize, empty: &[usize], seed: u64) -> (Vec<f32>, Vec<u64>) {
+    let mut rng = vladdb_tests::Rng::new(seed);
+    let mut descriptors = Vec::new();
+    let mut offsets = vec![0u64];
+    for image in 0..images {
+        let n = 12 + (rng.next_u64() % 20) as usize;
+        for _ in 0..n {
+            let w = (rng.next_u64() % 40) as usize;
+            for d in 0..DIM {
+                let x = (words[w * DIM + d] + (rng.unit() - 0.5) * 4.0).max(0.0);
+                if !empty.contains(&image) {
+                    descriptors.push(x);
+                }
+            }
+        }
+        offsets.push((descriptors.len() / DIM) as u64);
+    }
+    (descriptors, offsets)
+}
+
+#[test]
+fn images_without_descriptors_take_no_part_in_the_index_training() {
+    use vladdb::codecs::encode::DescriptorSets;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let words = clustered(40, DIM, 40, 31);
+    // The same 60 images, once with 30 empty images interleaved and once without them:
+    // the encoder sees the same descriptors, so the PCA (and everything after it) must
+    // come out the same, and so must every distance.
+    let empty: Vec<usize> = (0..90).filter(|i| i % 3 == 1).collect();
+    let (with_desc, with_offsets) = image_sets(&words, 90, &empty, 32);
+    let with = DescriptorSets::new(view(&with_desc), &with_offsets).expect("sets");
+    let kept: Vec<usize> = (0..90).filter(|i| !empty.contains(i)).collect();
+    let mut without_offsets = vec![0u64];
+    for &i in &kept {
+        let n = with_offsets[i + 1] - with_offsets[i];
+        without_offsets.push(without_offsets.last().copied().unwrap_or(0) + n);
+    }
+    let without = DescriptorSets::new(view(&with_desc), &without_offsets).expect("sets");
+    let kept_ids: Vec<u64> = kept.iter().map(|&i| i as u64).collect();
+    let p = params(5, 1);
+    let mut results = Vec::new();
+    for (name, sets, image_ids) in [
+        ("with", &with, ids(0..90)),
+        ("without", &without, kept_ids.clone()),
+    ] {
+        let db = Database::create(dir.path().join(name), "VLAD8,PCA24,Flat", DIM).expect("create");
+        db.train_sets(sets).expect("train on sets");
+        db.add_sets(sets, &image_ids, None).expect("add sets");
+        db.commit().expect("commit");
+        results.push(db.search_sets(&without, &p).expect("search"));
+    }
+    assert_eq!(results[0].len(), kept.len());
+    for (i, (a, b)) in results[0].iter().zip(&results[1]).enumerate() {
+        assert_eq!(
+            a, b,
+            "query image {i}: the empty images changed the trained PCA"
+        );
+        assert_eq!(a[0].id, kept_ids[i], "query image {i} should find itself");
+    }
+}
+
 #[test]
 fn rerank_with_stored_vectors_gives_exact_distances() {
     let dir = tempfile::tempdir().expect("tempdir");

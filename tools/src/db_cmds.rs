@@ -131,8 +131,17 @@ pub fn train(a: &TrainArgs) -> CliResult<()> {
         Source::Sets(files) => {
             let (offset, count) = input_rows(&a.input, files.images())?;
             let sets = sub_sets(&files, offset, count)?;
-            db.train_sets(&sets.as_sets()?).map_err(err)?;
-            format!("{count} descriptor sets")
+            let sets = sets.as_sets()?;
+            db.train_sets(&sets).map_err(err)?;
+            let empty = (0..sets.len()).filter(|&i| sets.count(i) == 0).count();
+            if empty > 0 {
+                format!(
+                    "{count} descriptor sets ({empty} without descriptors left out of the index \
+                     training)"
+                )
+            } else {
+                format!("{count} descriptor sets")
+            }
         }
     };
     spinner.finish_and_clear();

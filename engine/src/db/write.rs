@@ -69,7 +69,8 @@ impl Database {
     }
 
     /// Trains the encoder (vocabulary, GMM, idf) on local-descriptor sets, encodes them,
-    /// trains the index model on the encoded vectors, and stores both.
+    /// trains the index model on the encoded vectors, and stores both. Images without
+    /// descriptors take no part in the index model's training (they are never indexed).
     pub fn train_sets(&self, sets: &DescriptorSets<'_>) -> Result<()> {
         self.check_writable()?;
         let Some(enc_spec) = &self.encoder_spec else {
@@ -89,7 +90,15 @@ impl Database {
         }
         let opts = self.train_options();
         let encoder = enc_spec.train(sets, opts.kmeans.seed)?;
-        let (encoded, _empty) = encode_sets(encoder.as_ref(), sets)?;
+        let (encoded, empty) = encode_sets(encoder.as_ref(), sets)?;
+        // Images without descriptors are never indexed (see `add_sets`), so their
+        // placeholder codes stay out of the PCA, coarse quantizer and PQ training too.
+        let keep: Vec<usize> = (0..sets.len()).filter(|&i| sets.count(i) > 0).collect();
+        let encoded = if empty.is_empty() {
+            encoded
+        } else {
+            rows_of(&encoded, self.index_dim, &keep)
+        };
         let vectors = VectorsRef::from_f32(&encoded, self.index_dim)?;
         let model = IndexModel::train(&self.spec, self.index_dim, &vectors, &opts)?;
         self.install_model(&mut w, &model, Some(encoder.as_ref()))
@@ -175,10 +184,7 @@ impl Database {
         }
         let keep: Vec<usize> = (0..sets.len()).filter(|&i| sets.count(i) > 0).collect();
         let d = self.index_dim;
-        let mut vectors = Vec::with_capacity(keep.len() * d);
-        for &i in &keep {
-            vectors.extend_from_slice(&encoded[i * d..(i + 1) * d]);
-        }
+        let vectors = rows_of(&encoded, d, &keep);
         let kept_ids: Vec<u64> = keep.iter().map(|&i| ids[i]).collect();
         let kept_names: Option<Vec<String>> =
             names.map(|n| keep.iter().map(|&i| n[i].clone()).collect());
@@ -738,4 +744,13 @@ fn refresh_entry(h: Arc<SegmentHandle>, entries: &[SegmentEntry]) -> Arc<Segment
         },
         _ => h,
     }
+}
+
+/// The rows `keep` (in that order) of the row-major `data` with rows of `dim` values.
+fn rows_of(data: &[f32], dim: usize, keep: &[usize]) -> Vec<f32> {
+    let mut rows = Vec::with_capacity(keep.len() * dim);
+    for &i in keep {
+        rows.extend_from_slice(&data[i * dim..(i + 1) * dim]);
+    }
+    rows
 }
