@@ -10,7 +10,7 @@ use std::time::Instant;
 use clap::Args;
 use serde::Serialize;
 use vladdb::codecs::encode::{
-    DescriptorSets, EncoderSpec, SetEncoder, encode_sets, encode_sets_into, parse_encoder,
+    EncoderSpec, SetEncoder, encode_sets, encode_sets_into, non_empty_codes, parse_encoder,
 };
 use vladdb::codecs::exact;
 use vladdb::codecs::index::{SearchParams, build_index};
@@ -56,15 +56,6 @@ fn encoder_spec(spec: &str) -> CliResult<(EncoderSpec, Option<IndexSpec>)> {
 }
 
 /// Trains the encoder on `learn`; returns it and the training seconds.
-/// The codes (`sets.len()` rows of `dim`) of the images that have descriptors, in order.
-fn non_empty_rows(codes: &[f32], dim: usize, sets: &DescriptorSets<'_>) -> Vec<f32> {
-    let mut rows = Vec::new();
-    for i in (0..sets.len()).filter(|&i| sets.count(i) > 0) {
-        rows.extend_from_slice(&codes[i * dim..(i + 1) * dim]);
-    }
-    rows
-}
-
 fn train_encoder(spec: &EncoderSpec, learn: &SetFiles) -> CliResult<(Box<dyn SetEncoder>, f64)> {
     let start = Instant::now();
     let enc = spec.train(&learn.sets().map_err(err)?, 1).map_err(err)?;
@@ -224,7 +215,7 @@ pub fn bench(args: &BenchArgs) -> CliResult<()> {
         let keep: Vec<usize> = (0..base.images())
             .filter(|&i| base_view.count(i) > 0)
             .collect();
-        let kept = non_empty_rows(&base_codes, d, &base_view);
+        let kept = non_empty_codes(&base_codes, d, &base_view).map_err(err)?;
         let base_vectors = VectorsRef::from_f32(&kept, d).map_err(err)?;
         spinner.finish_and_clear();
         let mut rows = Vec::new();
@@ -271,7 +262,7 @@ pub fn bench(args: &BenchArgs) -> CliResult<()> {
                     learn_codes = if empty.is_empty() {
                         codes
                     } else {
-                        non_empty_rows(&codes, d, &lv)
+                        non_empty_codes(&codes, d, &lv).map_err(err)?
                     };
                     VectorsRef::from_f32(&learn_codes, d).map_err(err)?
                 }

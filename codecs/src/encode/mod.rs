@@ -166,6 +166,25 @@ pub fn encode_sets(
     Ok((codes, empty))
 }
 
+/// The rows of `codes` (`sets.len()` rows of `dim`, as [`encode_sets`] returns them) that
+/// belong to images with descriptors, in order: what an index stores and trains on (an
+/// empty image's all-zero code would sit at the same distance from every query).
+pub fn non_empty_codes(codes: &[f32], dim: usize, sets: &DescriptorSets<'_>) -> Result<Vec<f32>> {
+    if codes.len() != sets.len() * dim {
+        return Err(CodecError::DimensionMismatch {
+            expected: sets.len() * dim,
+            got: codes.len(),
+        });
+    }
+    let mut rows = Vec::with_capacity(codes.len());
+    for (i, code) in codes.chunks_exact(dim.max(1)).enumerate() {
+        if sets.count(i) > 0 {
+            rows.extend_from_slice(code);
+        }
+    }
+    Ok(rows)
+}
+
 /// [`encode_sets`] into a caller-provided buffer of `sets.len() × dim_out` floats (so a
 /// batch pipeline can reuse it); returns the indices of the empty images.
 pub fn encode_sets_into(

@@ -247,6 +247,23 @@ fn generated_sets(seed: u64, n_images: usize, dim: usize) -> (Vec<u8>, Vec<u64>)
 }
 
 #[test]
+fn non_empty_codes_keeps_the_rows_of_images_with_descriptors() {
+    // Four 1-D images: two descriptors, none, one, none.
+    let descriptors = [1.0f32, 2.0, 3.0];
+    let sets = DescriptorSets::new(
+        VectorsRef::from_f32(&descriptors, 1).unwrap(),
+        &[0, 2, 2, 3, 3],
+    )
+    .unwrap();
+    let codes = [10.0f32, 11.0, 20.0, 21.0, 30.0, 31.0, 40.0, 41.0];
+    assert_eq!(
+        non_empty_codes(&codes, 2, &sets).unwrap(),
+        vec![10.0, 11.0, 30.0, 31.0]
+    );
+    assert!(non_empty_codes(&codes[..6], 2, &sets).is_err());
+}
+
+#[test]
 fn encode_sets_matches_single_encodes_and_reports_empty_images() {
     let dim = 8;
     let (data, offsets) = generated_sets(3, 600, dim);

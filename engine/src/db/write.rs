@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use vladdb_codecs::VectorsRef;
-use vladdb_codecs::encode::{DescriptorSets, SetEncoder, encode_sets};
+use vladdb_codecs::encode::{DescriptorSets, SetEncoder, encode_sets, non_empty_codes};
 use vladdb_codecs::index::{IndexModel, Quantizer, TrainOptions};
 use vladdb_codecs::spec::QuantizerSpec;
 
@@ -93,11 +93,10 @@ impl Database {
         let (encoded, empty) = encode_sets(encoder.as_ref(), sets)?;
         // Images without descriptors are never indexed (see `add_sets`), so their
         // placeholder codes stay out of the PCA, coarse quantizer and PQ training too.
-        let keep: Vec<usize> = (0..sets.len()).filter(|&i| sets.count(i) > 0).collect();
         let encoded = if empty.is_empty() {
             encoded
         } else {
-            rows_of(&encoded, self.index_dim, &keep)
+            non_empty_codes(&encoded, self.index_dim, sets)?
         };
         let vectors = VectorsRef::from_f32(&encoded, self.index_dim)?;
         let model = IndexModel::train(&self.spec, self.index_dim, &vectors, &opts)?;
@@ -184,7 +183,7 @@ impl Database {
         }
         let keep: Vec<usize> = (0..sets.len()).filter(|&i| sets.count(i) > 0).collect();
         let d = self.index_dim;
-        let vectors = rows_of(&encoded, d, &keep);
+        let vectors = non_empty_codes(&encoded, d, sets)?;
         let kept_ids: Vec<u64> = keep.iter().map(|&i| ids[i]).collect();
         let kept_names: Option<Vec<String>> =
             names.map(|n| keep.iter().map(|&i| n[i].clone()).collect());
@@ -744,13 +743,4 @@ fn refresh_entry(h: Arc<SegmentHandle>, entries: &[SegmentEntry]) -> Arc<Segment
         },
         _ => h,
     }
-}
-
-/// The rows `keep` (in that order) of the row-major `data` with rows of `dim` values.
-fn rows_of(data: &[f32], dim: usize, keep: &[usize]) -> Vec<f32> {
-    let mut rows = Vec::with_capacity(keep.len() * dim);
-    for &i in keep {
-        rows.extend_from_slice(&data[i * dim..(i + 1) * dim]);
-    }
-    rows
 }
